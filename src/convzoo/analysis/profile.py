@@ -1,0 +1,249 @@
+"""Real counts from real modules, on the meta device: no tensor memory is allocated.
+
+Forward hooks give each layer's output shape and parameters; torch.utils.flop_counter gives
+operations. Conventions (printed with every table):
+- MACs are the multiply-accumulates of convolutions and fully connected layers; FLOPs = 2 x MACs.
+- "params" include biases; "weights" leave out every parameter named `bias`.
+- activations are the elements of each layer's output, batch included; in-place activations,
+  views (flatten, identity) and dropout make no new tensor and are not added to the total.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+from torch.func import functional_call
+from torch.utils.flop_counter import FlopCounterMode
+
+from ..errors import UserInputError
+
+_NO_NEW_TENSOR = (nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Unflatten)
+
+
+@dataclass
+class LayerRow:
+    name: str
+    type: str
+    output_shape: tuple[int, ...]
+    params: int
+    weights: int  # params without biases
+    macs: int
+    activations: int
+    extra: dict[str, Any] = field(default_factory=dict)  # kernel, stride, ... for paper tables
+
+
+@dataclass
+class Profile:
+    model: str
+    input_size: tuple[int, int, int]
+    batch_size: int
+    layers: list[LayerRow]
+    total_params: int
+    trainable_params: int
+    total_weights: int
+    total_macs: int
+    activation_elements: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.total_macs
+
+    def activation_bytes(self, dtype: torch.dtype = torch.float32) -> int:
+        return self.activation_elements * torch.empty(0, dtype=dtype).element_size()
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["total_flops"] = self.flops
+        d["activation_bytes"] = {
+            "float32": self.activation_bytes(torch.float32),
+            "bfloat16": self.activation_bytes(torch.bfloat16),
+        }
+        for row in d["layers"]:
+            row["output_shape"] = list(row["output_shape"])
+            row.pop("extra")
+        d["conventions"] = CONVENTIONS
+        return d
+
+
+CONVENTIONS = {
+    "macs": "multiply-accumulates of convolutions and fully connected layers",
+    "flops": "2 x MACs",
+    "weights": "parameters without biases",
+    "activations": "output elements of each layer that makes a new tensor, batch included",
+}
+
+
+def _is_row(module: nn.Module) -> bool:
+    has_children = next(module.children(), None) is not None
+    has_own = next(module.parameters(recurse=False), None) is not None
+    return (not has_children or has_own) and not isinstance(module, nn.Identity)
+
+
+def _makes_tensor(module: nn.Module) -> bool:
+    return not isinstance(module, _NO_NEW_TENSOR) and not getattr(module, "inplace", False)
+
+
+def _first_tensor(out: Any) -> torch.Tensor | None:
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, (tuple, list)):
+        for o in out:
+            if isinstance(o, torch.Tensor):
+                return o
+    return getattr(out, "logits", None)
+
+
+def _layer_extra(m: nn.Module) -> dict[str, Any]:
+    keys = ("kernel_size", "stride", "padding", "groups", "in_channels", "out_channels",
+            "in_features", "out_features")
+    out = {}
+    for k in keys:
+        v = getattr(m, k, None)
+        if isinstance(v, (int, tuple)):
+            out[k] = v
+    return out
+
+
+def _meta_model(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Meta stand-ins for every parameter and buffer, for functional_call."""
+    state = {k: torch.empty_like(v, device="meta") for k, v in model.named_parameters()}
+    state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
+    return state
+
+
+def profile_model(
+    model: nn.Module, input_size: tuple[int, int, int], batch_size: int = 1, name: str = "",
+) -> Profile:
+    """Profile `model` on a meta input of shape (batch, *input_size) in eval mode."""
+    if batch_size < 1:
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise UserInputError(f"input size must be C, H, W, each at least 1, got {input_size}")
+    name = name or getattr(model, "model_name", type(model).__name__)
+    rows: dict[str, LayerRow] = {}
+    order: list[str] = []
+    entered: list[tuple[str, nn.Module, tuple[int, ...]]] = []
+    handles = []
+
+    def pre_hook(qual: str):
+        def hook(mod: nn.Module, args: tuple) -> None:
+            shape = tuple(args[0].shape) if args and isinstance(args[0], torch.Tensor) else ()
+            entered.append((qual, mod, shape))
+        return hook
+
+    def post_hook(qual: str):
+        def hook(mod: nn.Module, args: tuple, out: Any) -> None:
+            t = _first_tensor(out)
+            shape = tuple(t.shape) if t is not None else ()
+            numel = 1
+            for s in shape:
+                numel *= s
+            if qual not in rows:
+                order.append(qual)
+                params = sum(p.numel() for p in mod.parameters(recurse=False))
+                biases = sum(p.numel() for n, p in mod.named_parameters(recurse=False)
+                             if n.endswith("bias"))
+                rows[qual] = LayerRow(qual, type(mod).__name__, shape, params, params - biases,
+                                      0, numel if _makes_tensor(mod) else 0, _layer_extra(mod))
+            else:  # a module called twice (weight sharing): add its second output
+                rows[qual].activations += numel if _makes_tensor(mod) else 0
+        return hook
+
+    for qual, mod in model.named_modules():
+        if qual and _is_row(mod):
+            handles.append(mod.register_forward_pre_hook(pre_hook(qual)))
+            handles.append(mod.register_forward_hook(post_hook(qual)))
+
+    was_training = model.training
+    model.eval()
+    x = torch.empty(batch_size, *input_size, device="meta")
+    counter = FlopCounterMode(display=False)
+    try:
+        with counter, torch.no_grad():
+            if _on_meta(model):
+                model(x)
+            else:
+                functional_call(model, _meta_model(model), (x,))
+    except (RuntimeError, ValueError, IndexError) as e:
+        raise _forward_error(name, input_size, entered, e) from None
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+
+    counts = counter.get_flop_counts()
+    per_module = {k.split(".", 1)[1] if "." in k else "": sum(v.values())
+                  for k, v in counts.items() if k != "Global"}
+    for qual, row in rows.items():
+        child_total = sum(v for k, v in per_module.items()
+                          if k.startswith(qual + ".") and k.count(".") == qual.count(".") + 1)
+        row.macs = max(per_module.get(qual, 0) - child_total, 0) // 2
+    total_macs = sum(counts.get("Global", {}).values()) // 2
+    params = list(model.parameters())
+    layers = [rows[q] for q in order]
+    return Profile(
+        model=name,
+        input_size=tuple(input_size),
+        batch_size=batch_size,
+        layers=layers,
+        total_params=sum(p.numel() for p in params),
+        trainable_params=sum(p.numel() for p in params if p.requires_grad),
+        total_weights=sum(p.numel() for n, p in model.named_parameters()
+                          if not n.endswith("bias")),
+        total_macs=total_macs,
+        activation_elements=sum(r.activations for r in layers),
+    )
+
+
+def _on_meta(model: nn.Module) -> bool:
+    t = next(model.parameters(), None)
+    if t is None:
+        t = next(model.buffers(), None)
+    return t is None or t.is_meta
+
+
+def _forward_error(
+    name: str, input_size: tuple[int, ...], entered: list, err: Exception,
+) -> UserInputError:
+    size = "x".join(map(str, input_size))
+    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if not entered:
+        return UserInputError(f"{name} cannot take a {size} input: {first}")
+    qual, mod, shape = entered[-1]
+    spatial = "x".join(map(str, shape[2:])) if len(shape) > 2 else "?"
+    too_small = any(s in str(err).lower() for s in ("too small", "greater than input",
+                                                    "kernel size can't be greater"))
+    if too_small:
+        return UserInputError(
+            f"a {size} input is too small for {name}: the spatial size falls below 1 at "
+            f"{qual} ({type(mod).__name__}), whose input is {spatial}; try a larger --input"
+        )
+    return UserInputError(f"{name} fails on a {size} input at {qual} ({type(mod).__name__}, "
+                          f"input {list(shape)}): {first}")
+
+
+def summary(
+    model_or_name: nn.Module | str,
+    input_size: tuple[int, int, int] | None = None,
+    batch_size: int = 1,
+    **model_kwargs: Any,
+) -> Profile:
+    """Per-layer shapes, parameters, MACs and activations of a model or a registered name.
+
+    A name is built on the meta device, so even VGG-19 costs no memory; a module is run with
+    meta stand-ins for its parameters, leaving its own weights untouched.
+    """
+    if isinstance(model_or_name, str):
+        from ..registry import create_model
+
+        with torch.device("meta"):
+            model = create_model(model_or_name, **model_kwargs)
+        name = model_or_name
+    else:
+        model, name = model_or_name, getattr(model_or_name, "model_name", "")
+    if input_size is None:
+        input_size = tuple(getattr(model, "default_input_size", (3, 224, 224)))
+    return profile_model(model, tuple(input_size), batch_size, name)

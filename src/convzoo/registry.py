@@ -1,0 +1,83 @@
+"""The model registry: every network is built by name."""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import UserInputError
+
+if TYPE_CHECKING:
+    from torch import nn
+
+Builder = Callable[..., "nn.Module"]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    name: str
+    builder: Builder
+    family: str
+
+
+_REGISTRY: dict[str, ModelEntry] = {}
+
+
+def register_model(fn: Builder | None = None, *, name: str | None = None) -> Any:
+    """Register a builder under its function name (or `name`); a duplicate name is an error."""
+
+    def wrap(f: Builder) -> Builder:
+        key = name or f.__name__
+        if key in _REGISTRY:
+            raise ValueError(f"model name {key!r} is registered twice")
+        family = f.__module__.rsplit(".", 1)[-1]
+        _REGISTRY[key] = ModelEntry(key, f, family)
+        return f
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def _ensure_loaded() -> None:
+    from . import models  # noqa: F401  (importing the families registers them)
+
+
+def get_entry(name: str) -> ModelEntry:
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        close = difflib.get_close_matches(name, _REGISTRY, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        raise UserInputError(
+            f"unknown model {name!r}{hint} (`convzoo list` shows all {len(_REGISTRY)})"
+        ) from None
+
+
+def list_models(pattern: str | None = None) -> list[str]:
+    """Registered names, sorted; `pattern` is a shell-style wildcard such as 'resnet*'."""
+    _ensure_loaded()
+    names = sorted(_REGISTRY)
+    if pattern:
+        if not any(c in pattern for c in "*?["):
+            pattern = f"*{pattern}*"
+        names = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    return names
+
+
+def create_model(name: str, *, weights: str | None = None, **kwargs: Any) -> nn.Module:
+    """Build a registered model; `weights` is a file path or a named source such as 'imagenet'."""
+    entry = get_entry(name)
+    try:
+        model = entry.builder(**kwargs)
+    except TypeError as e:
+        raise UserInputError(f"{name}: {e}") from None
+    model.model_name = name  # type: ignore[attr-defined]
+    model.model_args = dict(kwargs)  # type: ignore[attr-defined]
+    if weights is not None:
+        from .weights import load_weights
+
+        load_weights(model, weights)
+    return model
