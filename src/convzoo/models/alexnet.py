@@ -66,7 +66,8 @@ OWT_LAYOUT = Layout((
 ), hidden=4096, input_size=224, dropout_first=True)
 
 PAPER = Paper(
-    "A. Krizhevsky, I. Sutskever, G. E. Hinton. ImageNet Classification with Deep "
+    short="Krizhevsky et al. 2012",
+    citation=    "A. Krizhevsky, I. Sutskever, G. E. Hinton. ImageNet Classification with Deep "
     "Convolutional Neural Networks. NIPS 2012",
     table="Figure 2 and section 3 (architecture)",
     url="https://papers.nips.cc/paper/4824",

@@ -20,6 +20,7 @@ class Paper:
     """Where a network comes from: the citation, and the paper's table it is built from."""
 
     citation: str
+    short: str = ""  # "He et al. 2015", for listings
     table: str = ""
     url: str = ""
     notes: tuple[str, ...] = field(default_factory=tuple)

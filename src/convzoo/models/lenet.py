@@ -47,7 +47,8 @@ class LeNetLayout(NamedTuple):
 
 
 PAPER = Paper(
-    "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-Based Learning Applied to Document "
+    short="LeCun et al. 1998",
+    citation=    "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-Based Learning Applied to Document "
     "Recognition. Proc. IEEE 86(11), 1998",
     table="Section II.B (LeNet-5), Table I (C3 connections)",
     url="http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf",

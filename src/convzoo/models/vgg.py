@@ -58,7 +58,8 @@ COLUMNS: dict[str, Column] = {
 }
 
 PAPER = Paper(
-    "K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+    short="Simonyan & Zisserman 2014",
+    citation=    "K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
     "Recognition. ICLR 2015 (arXiv:1409.1556)",
     table="Table 1 (ConvNet configurations), Table 2 (number of parameters)",
     url="https://arxiv.org/abs/1409.1556",

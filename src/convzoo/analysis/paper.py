@@ -1,0 +1,72 @@
+"""Tables in a paper's or a lecture's own convention, from a real profile.
+
+A family can supply its own view (GoogLeNet's Table 1, ResNet's stage table) as a
+`paper_table(profile)` method on the model; every other model gets the lecture's layer table
+(seed 003's VGG-16 walk-through): one row per convolution, pooling and fully connected layer,
+its output as HxWxC, its activation count ("memory") and its weights without biases.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from ..tables import Table, human
+from .profile import LayerRow, Profile
+
+_POOLS = ("MaxPool2d", "AvgPool2d", "Subsampling")
+
+
+def _hwc(shape: tuple[int, ...]) -> str:
+    if len(shape) == 4:
+        return f"{shape[2]}x{shape[3]}x{shape[1]}"
+    return f"1x1x{shape[-1]}"
+
+
+def _label(row: LayerRow) -> str:
+    e = row.extra
+    if row.type == "Conv2d":
+        k = e["kernel_size"][0]
+        return f"CONV{k}-{e['out_channels']}"
+    if row.type in _POOLS:
+        k = e.get("kernel_size", 2)
+        return f"POOL{k if isinstance(k, int) else k[0]}"
+    return "FC"
+
+
+def _formula(row: LayerRow) -> str:
+    e = row.extra
+    if row.type == "Conv2d":
+        k, cin = e["kernel_size"][0], e["in_channels"] // e.get("groups", 1)
+        return f"({k}*{k}*{cin})*{e['out_channels']} = {row.weights:,}"
+    if row.type == "Linear":
+        return f"{e['in_features']}*{e['out_features']} = {row.weights:,}"
+    return f"{row.weights:,}"
+
+
+def layer_table(profile: Profile) -> Table:
+    """The lecture's per-layer walk-through: memory and weights of every counted layer."""
+    c, h, w = profile.input_size
+    rows = [["INPUT", f"{h}x{w}x{c}", f"{h * w * c:,}", "0"]]
+    mem, weights = h * w * c, 0
+    for r in profile.layers:
+        if r.type not in ("Conv2d", "Linear", *_POOLS):
+            continue
+        per_image = r.activations // profile.batch_size
+        rows.append([_label(r), _hwc(r.output_shape), f"{per_image:,}", _formula(r)])
+        mem += per_image
+        weights += r.weights
+    notes = [
+        "memory: values in each layer's output for one image (ReLU is in place, so it adds "
+        "none); weights: without biases",
+        f"these rows add up to {mem:,} activations = {human(mem * 4, 'B')} at fp32 "
+        f"({human(mem * 2, 'B')} at bf16), forward pass only",
+        f"weights: {weights:,}; parameters with biases: {profile.total_params:,}",
+    ]
+    return Table(f"{profile.model}: layer table (lecture convention)",
+                 ["layer", "output", "memory", "weights"], rows, notes,
+                 totals=["TOTAL", "", f"{mem:,}", f"{weights:,}"], align_right={2, 3})
+
+
+def paper_table(model: nn.Module, profile: Profile) -> Table:
+    custom = getattr(model, "paper_table", None)
+    return custom(profile) if callable(custom) else layer_table(profile)
