@@ -60,7 +60,8 @@ class ClassifierHead(nn.Module):
 
     def reset(self, num_classes: int) -> None:
         fc = self._make_fc(num_classes)
-        old = next(self.pre.parameters(), None) or next(self.fc.parameters(), None)
+        old = next(iter([*self.pre.parameters(), *self.fc.parameters(), *self.fc.buffers()]),
+                   None)
         if old is not None:
             fc.to(device=old.device, dtype=old.dtype)
         self.fc = fc

@@ -1,0 +1,99 @@
+"""Tests every registered model: a new model is tested by being registered."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import convzoo
+from convzoo.registry import register_model
+
+ALL = convzoo.list_models()
+
+# Models whose default input is so large that a CPU backward pass dominates the suite: the
+# gradient check runs them at the smallest size their architecture accepts instead.
+GRAD_INPUT = {}
+
+
+def _out(y):
+    return y.logits if hasattr(y, "logits") else y
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_forward_default_input_and_gradients(name: str) -> None:
+    model = convzoo.create_model(name, num_classes=7)
+    size = GRAD_INPUT.get(name, tuple(model.default_input_size))
+    model.train()
+    x = torch.randn(2, *size)
+    y = _out(model(x))
+    assert y.shape == (2, 7)
+    loss = y.float().pow(2).mean()
+    out = model(x)
+    if hasattr(out, "aux_logits"):
+        loss = loss + sum(a.pow(2).mean() for a in out.aux_logits)
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient for {missing[:5]}"
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_meta_counts_equal_real_counts(name: str) -> None:
+    real = convzoo.create_model(name)
+    prof = convzoo.summary(name)
+    n_real = sum(p.numel() for p in real.parameters())
+    assert prof.total_params == n_real
+    assert sum(r.params for r in prof.layers) == n_real
+    # the profile of the real module (meta stand-ins for its weights) agrees too
+    prof_real = convzoo.summary(real)
+    assert prof_real.total_macs == prof.total_macs
+    assert prof_real.activation_elements == prof.activation_elements
+    assert all(not p.is_meta for p in real.parameters())
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_uniform_interface(name: str) -> None:
+    with torch.device("meta"):
+        model = convzoo.create_model(name, num_classes=5)
+    assert isinstance(model, convzoo.models.ConvNet)
+    for part in ("stem", "stages", "head"):
+        assert isinstance(getattr(model, part), nn.Module)
+    assert model.paper.citation and model.paper.short
+    c, h, w = model.default_input_size
+    x = torch.empty(2, c, h, w, device="meta")
+    feats = model.forward_features(x)
+    pre = model.forward_head(feats, pre_logits=True)
+    assert pre.shape == (2, model.num_features)
+    assert _out(model.forward_head(feats)).shape == (2, 5)
+    model.reset_head(3)
+    assert model.num_classes == 3
+    assert _out(model.forward_head(feats)).shape == (2, 3)
+    # parameter groups cover every parameter exactly once, from stem to head
+    groups = model.parameter_groups()
+    assert list(groups)[0] == "stem" and "head" in groups
+    ids = [id(p) for ps in groups.values() for p in ps]
+    assert len(ids) == len(set(ids))
+    assert set(ids) == {id(p) for p in model.parameters()}
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_activation_by_name(name: str) -> None:
+    with torch.device("meta"):
+        model = convzoo.create_model(name, act="elu")
+    assert any(isinstance(m, nn.ELU) for m in model.modules())
+
+
+def test_duplicate_name_is_refused() -> None:
+    with pytest.raises(ValueError, match="twice"):
+        register_model(lambda **kw: None, name=ALL[0])
+
+
+def test_unknown_name_suggests_close_names() -> None:
+    with pytest.raises(convzoo.UserInputError, match="did you mean.*vgg16"):
+        convzoo.create_model("vgg61")
+
+
+def test_list_models_pattern() -> None:
+    assert convzoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
+    assert "lenet5_modern" in convzoo.list_models("modern")
+    assert convzoo.list_models("no-such-net*") == []
