@@ -1,0 +1,1 @@
+"""Data: image files, preprocessing, and (in the catalog) named data sets."""
