@@ -33,13 +33,16 @@ def _label(row: LayerRow) -> str:
     return "FC"
 
 
-def _formula(row: LayerRow) -> str:
+def _formula(row: LayerRow, prev: tuple[int, ...]) -> str:
     e = row.extra
     if row.type == "Conv2d":
         k, cin = e["kernel_size"][0], e["in_channels"] // e.get("groups", 1)
         return f"({k}*{k}*{cin})*{e['out_channels']} = {row.weights:,}"
     if row.type == "Linear":
-        return f"{e['in_features']}*{e['out_features']} = {row.weights:,}"
+        n_in = e["in_features"]
+        if len(prev) == 4 and prev[1] * prev[2] * prev[3] == n_in and prev[2] > 1:
+            n_in = f"{prev[2]}*{prev[3]}*{prev[1]}"  # the flattened map, as the lecture writes
+        return f"{n_in}*{e['out_features']} = {row.weights:,}"
     return f"{row.weights:,}"
 
 
@@ -48,11 +51,13 @@ def layer_table(profile: Profile) -> Table:
     c, h, w = profile.input_size
     rows = [["INPUT", f"{h}x{w}x{c}", f"{h * w * c:,}", "0"]]
     mem, weights = h * w * c, 0
+    prev: tuple[int, ...] = (1, c, h, w)
     for r in profile.layers:
         if r.type not in ("Conv2d", "Linear", *_POOLS):
             continue
         per_image = r.activations // profile.batch_size
-        rows.append([_label(r), _hwc(r.output_shape), f"{per_image:,}", _formula(r)])
+        rows.append([_label(r), _hwc(r.output_shape), f"{per_image:,}", _formula(r, prev)])
+        prev = r.output_shape
         mem += per_image
         weights += r.weights
     notes = [
@@ -69,4 +74,9 @@ def layer_table(profile: Profile) -> Table:
 
 def paper_table(model: nn.Module, profile: Profile) -> Table:
     custom = getattr(model, "paper_table", None)
-    return custom(profile) if callable(custom) else layer_table(profile)
+    if callable(custom):
+        return custom(profile)
+    table = layer_table(profile)
+    paper = getattr(model, "paper", None)
+    table.notes += list(getattr(paper, "notes", ()))
+    return table

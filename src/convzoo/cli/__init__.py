@@ -13,10 +13,17 @@ from ..errors import ConvzooError
 COMMANDS = ("models", "calc")
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags get one line and exit code 2, like every other bad input."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     import importlib
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="convzoo",
         description="The classic convolutional networks: build, count, train, fine-tune.",
     )

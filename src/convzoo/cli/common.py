@@ -23,6 +23,14 @@ def parse_size(text: str) -> tuple[int, int, int]:
     return nums[0], nums[1], nums[2]
 
 
+def size_arg(text: str) -> tuple[int, int, int]:
+    """`parse_size` for argparse, whose own message then names the problem."""
+    try:
+        return parse_size(text)
+    except UserInputError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 def formatter(epilog: str) -> dict:
     """Subparser keywords that show an example under the help text."""
     return {"epilog": epilog, "formatter_class": argparse.RawDescriptionHelpFormatter}

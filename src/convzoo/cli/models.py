@@ -12,7 +12,7 @@ from ..analysis.profile import CONVENTIONS, Profile, profile_model
 from ..errors import UserInputError
 from ..registry import create_model, get_entry, list_models
 from ..tables import FORMATS, Table, human
-from .common import emit, formatter, parse_size
+from .common import emit, formatter, size_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         **formatter("examples:\n  convzoo summary vgg16 --convention paper\n"
                     "  convzoo summary resnet50 --input 3x160x160 --format json"))
     p.add_argument("model")
-    p.add_argument("--input", type=parse_size, metavar="CxHxW",
+    p.add_argument("--input", type=size_arg, metavar="CxHxW",
                    help="input size (default: the model's own)")
     p.add_argument("--batch", type=int, default=1, metavar="N")
     p.add_argument("--num-classes", type=int, default=None)

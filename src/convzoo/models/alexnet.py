@@ -67,7 +67,7 @@ OWT_LAYOUT = Layout((
 
 PAPER = Paper(
     short="Krizhevsky et al. 2012",
-    citation=    "A. Krizhevsky, I. Sutskever, G. E. Hinton. ImageNet Classification with Deep "
+    citation="A. Krizhevsky, I. Sutskever, G. E. Hinton. ImageNet Classification with Deep "
     "Convolutional Neural Networks. NIPS 2012",
     table="Figure 2 and section 3 (architecture)",
     url="https://papers.nips.cc/paper/4824",

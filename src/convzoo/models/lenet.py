@@ -46,10 +46,12 @@ class LeNetLayout(NamedTuple):
     kernel: int = 5
 
 
+LAYOUT = LeNetLayout()  # section II.B
+
 PAPER = Paper(
     short="LeCun et al. 1998",
-    citation=    "Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-Based Learning Applied to Document "
-    "Recognition. Proc. IEEE 86(11), 1998",
+    citation="Y. LeCun, L. Bottou, Y. Bengio, P. Haffner. Gradient-Based Learning Applied to "
+    "Document Recognition. Proc. IEEE 86(11), 1998",
     table="Section II.B (LeNet-5), Table I (C3 connections)",
     url="http://yann.lecun.com/exdb/publis/pdf/lecun-98.pdf",
 )
@@ -123,7 +125,7 @@ class LeNet5(ConvNet):
 
     def __init__(
         self, num_classes: int = 10, in_channels: int = 1, act: ActSpec = "scaled_tanh",
-        paper: bool = True, layout: LeNetLayout = LeNetLayout(),
+        paper: bool = True, layout: LeNetLayout = LAYOUT,
     ) -> None:
         super().__init__()
         self.num_classes, self.faithful = num_classes, paper

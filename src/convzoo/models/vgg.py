@@ -59,10 +59,15 @@ COLUMNS: dict[str, Column] = {
 
 PAPER = Paper(
     short="Simonyan & Zisserman 2014",
-    citation=    "K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
+    citation="K. Simonyan, A. Zisserman. Very Deep Convolutional Networks for Large-Scale Image "
     "Recognition. ICLR 2015 (arXiv:1409.1556)",
     table="Table 1 (ConvNet configurations), Table 2 (number of parameters)",
     url="https://arxiv.org/abs/1409.1556",
+    notes=(
+        "the lecture's VGG-16 slide (seed 003) totals 'memory 24M * 4 bytes ~= 93MB', but its "
+        "own rows (INPUT to the last FC, the same rows as above) add up to about 15.2M values, "
+        "61 MB at fp32; convzoo prints what the rows add up to",
+    ),
 )
 
 
