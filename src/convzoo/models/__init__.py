@@ -1,6 +1,6 @@
 """The families; importing a family's module registers its models."""
 
 from . import alexnet, lenet, vgg  # noqa: F401
-from .base import ClassifierHead, ConvNet, Paper, pool_flatten
+from .base import ClassifierHead, ConvNet, ModelOutput, Paper, pool_flatten
 
-__all__ = ["ClassifierHead", "ConvNet", "Paper", "pool_flatten"]
+__all__ = ["ClassifierHead", "ConvNet", "ModelOutput", "Paper", "pool_flatten"]

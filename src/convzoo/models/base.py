@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -27,6 +28,17 @@ class Paper:
 
     def __str__(self) -> str:
         return self.citation
+
+
+class ModelOutput(NamedTuple):
+    """What a network with auxiliary classifiers returns, in training and in eval mode alike.
+
+    `aux_logits` holds one tensor per auxiliary classifier in training mode and is empty in
+    eval mode, so a training loop adds their losses without asking which mode it is in.
+    """
+
+    logits: torch.Tensor
+    aux_logits: tuple[torch.Tensor, ...] = ()
 
 
 class ClassifierHead(nn.Module):
