@@ -1,0 +1,194 @@
+"""Batches for training and evaluation.
+
+An :class:`ArraySplit` is held on the training device as uint8 (copied once) and every batch is
+gathered, augmented, adapted to the model's input and normalised there, with whole-batch
+operations. An :class:`FolderSplit` streams through DataLoader worker processes that decode
+and size the images; the batch then goes through the same device-side steps.
+
+Randomness (order, crop offsets, flips, boxes) is drawn on the CPU from generators seeded by
+(seed, epoch), so a seed and an epoch give the same batches on the CPU and on a GPU.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import ConvzooError, UserInputError
+from .augment import (
+    Augment,
+    Plan,
+    adaptation,
+    get_augment,
+    plan,
+    resize,
+    resized_crop,
+    sample_boxes,
+    sample_shift_flip,
+    shift_flip,
+)
+from .catalog import ArraySplit, FolderSplit
+from .seeding import generator
+
+__all__ = ["Augment", "Batches", "adaptation", "make_loader"]
+
+log = logging.getLogger("convzoo.data")
+
+
+class Pipeline:
+    """uint8 batch (as stored) -> float32 batch as the model expects, on the batch's device."""
+
+    def __init__(self, src: tuple[int, int, int], dst: tuple[int, int, int],
+                 mean: Sequence[float], std: Sequence[float], device: torch.device,
+                 channels_last: bool = False) -> None:
+        self.plan: Plan = plan(src, dst)
+        c_norm = 1 if self.plan.channels == "average" else src[0]
+        mean_t, std_t = _stats_for(mean, c_norm), _stats_for(std, c_norm)
+        # x / 255 - mean) / std as one multiply-add
+        self.scale = (1 / (255 * std_t)).view(1, -1, 1, 1).to(device)
+        self.offset = (-mean_t / std_t).view(1, -1, 1, 1).to(device)
+        self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
+
+    def __call__(self, x: torch.Tensor, shift: torch.Tensor | None = None,
+                 flip: torch.Tensor | None = None,
+                 boxes: torch.Tensor | None = None) -> torch.Tensor:
+        p = self.plan
+        if boxes is not None:
+            x = resized_crop(x.float(), boxes, p.dst[1:], flip)
+        else:
+            if shift is not None or flip is not None:
+                x = shift_flip(x, shift, flip)
+            if p.spatial == "pad":
+                x = F.pad(x, p.pad)  # on uint8: zero is the background of the digits
+            x = x.float()
+            if p.spatial == "resize":
+                x = resize(x, p.dst[1:])
+        if p.channels == "average":
+            x = x.mean(1, keepdim=True)
+        x = torch.addcmul(self.offset, x, self.scale)
+        if p.channels == "replicate":
+            x = x.expand(-1, p.dst[0], -1, -1)
+        return x.contiguous(memory_format=self.memory_format)
+
+
+def _stats_for(values: Sequence[float], channels: int) -> torch.Tensor:
+    t = torch.tensor(list(values), dtype=torch.float32)
+    if len(t) == channels:
+        return t
+    if len(t) == 1:
+        return t.expand(channels).clone()
+    if channels == 1:
+        return t.mean().view(1)  # for images averaged to gray: the channels' average
+    raise UserInputError(f"{len(t)} normalisation values for {channels}-channel images")
+
+
+class Batches:
+    """One epoch of (x, y) batches: x float32 N x C x H x W, y int64 N, both on the device."""
+
+    def __init__(self, num_batches: int, num_samples: int) -> None:
+        self.num_batches = num_batches
+        self.num_samples = num_samples
+        self.bad_images: list[str] = []  # paths skipped because they could not be decoded
+
+    def __len__(self) -> int:
+        return self.num_batches
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        raise NotImplementedError
+
+
+def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
+    return n // batch_size if drop_last else -(-n // batch_size)
+
+
+class ArrayBatches(Batches):
+    def __init__(self, split: ArraySplit, *, batch_size: int, train: bool, device: torch.device,
+                 pipeline: Pipeline, augment: Augment | None, seed: int, epoch: int,
+                 drop_last: bool) -> None:
+        n = len(split)
+        super().__init__(_num_batches(n, batch_size, drop_last), n)
+        self.split, self.batch_size, self.device = split, batch_size, device
+        self.pipeline = pipeline
+        g = generator("epoch", seed, epoch)
+        self.order = torch.randperm(n, generator=g) if train else None
+        self.shift = self.flip = self.boxes = None
+        if train and augment is not None:
+            if augment.random_resized_crop:
+                _, h, w = split.image_size
+                self.boxes = sample_boxes(n, h, w, augment.scale, augment.ratio, g)
+                self.flip = torch.rand(n, generator=g) < 0.5 if augment.flip else None
+            else:
+                self.shift, self.flip = sample_shift_flip(n, augment.crop_pad, augment.flip, g)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        images, labels = self.split.on(self.device)
+        dev = self.device
+        order = None if self.order is None else self.order.to(dev, non_blocking=True)
+        shift = None if self.shift is None else self.shift.to(dev, non_blocking=True)
+        flip = None if self.flip is None else self.flip.to(dev, non_blocking=True)
+        boxes = None if self.boxes is None else self.boxes.to(dev, non_blocking=True)
+        bs = self.batch_size
+        for i in range(self.num_batches):
+            s, e = i * bs, min((i + 1) * bs, self.num_samples)
+            if order is None:
+                x, y = images[s:e], labels[s:e]
+            else:
+                idx = order[s:e]
+                x, y = images[idx], labels[idx]
+            yield self.pipeline(
+                x,
+                None if shift is None else shift[s:e],
+                None if flip is None else flip[s:e],
+                None if boxes is None else boxes[s:e],
+            ), y
+
+
+def make_loader(split: ArraySplit | FolderSplit, *, batch_size: int, train: bool,
+                device: torch.device | str, input_size: tuple[int, int, int],
+                mean: Sequence[float], std: Sequence[float],
+                augment: Augment | str | None, seed: int, epoch: int,
+                drop_last: bool | None = None, workers: int = 0,
+                channels_last: bool = False,
+                max_bad_images: float | int = 0.01) -> Batches:
+    """The batches of one epoch; see the module docstring.
+
+    Training shuffles and augments; evaluation keeps the order and only adapts and normalises.
+    drop_last (default: when training and there is at least one full batch) drops a last
+    partial batch. For image folders, more unreadable images than `max_bad_images` (a fraction
+    of the split, or a count; at least one is always tolerated) stop the epoch with an error."""
+    if batch_size < 1:
+        raise UserInputError(f"batch size must be at least 1, got {batch_size}")
+    device = torch.device(device)
+    augment = get_augment(augment) if train else None
+    input_size = tuple(int(v) for v in input_size)  # type: ignore[assignment]
+    if drop_last is None:
+        drop_last = train and len(split) >= batch_size
+    if isinstance(split, ArraySplit):
+        pipeline = Pipeline(split.image_size, input_size, mean, std, device, channels_last)
+        return ArrayBatches(split, batch_size=batch_size, train=train, device=device,
+                            pipeline=pipeline, augment=augment, seed=seed, epoch=epoch,
+                            drop_last=drop_last)
+    if isinstance(split, FolderSplit):
+        from .folders import FolderBatches
+        return FolderBatches(split, batch_size=batch_size, train=train, device=device,
+                             input_size=input_size, mean=mean, std=std, augment=augment,
+                             seed=seed, epoch=epoch, drop_last=drop_last, workers=workers,
+                             channels_last=channels_last, max_bad_images=max_bad_images)
+    raise TypeError(f"make_loader takes an ArraySplit or a FolderSplit, not {type(split)}")
+
+
+def bad_limit(n: int, max_bad_images: float | int) -> int:
+    """The number of unreadable images tolerated in a split of n."""
+    if isinstance(max_bad_images, float) and max_bad_images < 1:
+        return max(1, int(max_bad_images * n))
+    return max(1, int(max_bad_images))
+
+
+def too_many_bad(bad: list[tuple[str, str]], n: int, limit: int) -> ConvzooError:
+    path, reason = bad[0]
+    return ConvzooError(f"{len(bad)} of {n} images could not be read (more than the {limit} "
+                        f"tolerated), the first {path}: {reason}; fix or remove them, "
+                        "or raise max_bad_images")
