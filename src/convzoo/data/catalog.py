@@ -34,6 +34,9 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", 
 CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck"]
 
+#: Where Debian's dataset-* packages install data sets.
+SYSTEM_DIR = Path("/usr/share/datasets")
+
 #: Fraction of a data set held out for testing where it comes without a test split.
 TEST_FRACTION = 0.2
 
@@ -120,7 +123,7 @@ def search_roots(data_dir: str | os.PathLike | None = None) -> list[Path]:
     if env:
         roots.append(Path(env).expanduser())
     roots.append(Path.home() / ".cache" / "convzoo")
-    roots.append(Path("/usr/share/datasets"))
+    roots.append(SYSTEM_DIR)
     unique: list[Path] = []
     for r in roots:
         if r not in unique:
