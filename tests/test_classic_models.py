@@ -36,6 +36,15 @@ def test_lenet5_layers_as_published() -> None:
     assert set(model.head.fc.centres.unique().tolist()) == {-1.0, 1.0}
 
 
+def test_lenet5_paper_table_parameters_and_connections() -> None:
+    model = convzoo.create_model("lenet5")
+    table = paper_table(model, convzoo.summary(model))
+    for name, _maps, params, paper_params, conns, paper_conns in table.rows:
+        assert params == paper_params and conns == paper_conns, name
+    assert table.rows[2][:2] == ["C3", "16@10x10"]
+    assert table.totals[2] == "60,000"
+
+
 def test_lenet5_c3_follows_table_one() -> None:
     model = convzoo.create_model("lenet5").eval()
     c3 = model.stages[0].c3
