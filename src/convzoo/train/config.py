@@ -1,0 +1,207 @@
+"""`TrainConfig`: every setting of a training run, and recipes (TOML files) that fill it.
+
+Precedence, lowest first: the dataclass defaults, a recipe's fields, command-line flags.
+A recipe is a flat TOML table of `TrainConfig` fields plus `source` (the paper or page the
+numbers come from) and `notes`; `recipes/NAME.toml` is found by NAME.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from ..errors import UserInputError
+
+# The repository's recipes/ (the package is installed in place, `pip install -e .`).
+RECIPE_DIRS = (Path(__file__).resolve().parents[3] / "recipes",)
+
+
+@dataclass
+class TrainConfig:
+    # what
+    model: str = ""
+    model_args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None  # initial weights: a file or a named source ('imagenet')
+    init_from: str | None = None  # checkpoint to copy matching tensors from
+    init_rule: str = "auto"  # auto | match | vgg (the VGG paper's rule)
+    data: str = ""
+    data_dir: str | None = None
+    input_size: tuple[int, int, int] | None = None  # what the model sees (default: its own)
+    val_split: float = 0.0  # fraction of the training set held out for validation
+    # how long
+    epochs: int = 10
+    max_steps: int | None = None  # stop after this many optimiser steps (iteration budgets)
+    stop_after: int | None = None  # end this invocation after N epochs (resume later)
+    # optimiser
+    optimizer: str = "sgd"
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    no_wd_bias_norm: bool = False  # no decay on biases and normalisation parameters
+    label_smoothing: float = 0.0
+    grad_clip: float = 0.0  # max gradient norm; 0: off
+    aux_weight: float = 0.3  # GoogLeNet: each auxiliary classifier's loss weight
+    ema: float = 0.0  # parameter EMA decay per step (e.g. 0.999); 0: off
+    # schedule
+    schedule: str = "constant"  # constant | step | multistep | plateau | cosine | onecycle
+    schedule_unit: str = "epoch"  # unit of step_size / milestones: epoch | step
+    step_size: float = 30
+    milestones: list[float] = field(default_factory=list)
+    gamma: float = 0.1
+    patience: int = 5  # plateau: epochs without improvement before dividing
+    min_lr: float = 0.0
+    warmup_epochs: float = 0.0
+    warmup_start: float = 0.1  # warm-up starts at lr * warmup_start
+    pct_start: float = 0.25  # one-cycle: fraction of steps spent rising
+    div_factor: float = 25.0  # one-cycle: lr starts at lr / div_factor
+    final_div_factor: float = 1e4
+    # data handling
+    augment: str | dict[str, Any] = "none"  # preset name or Augment fields
+    tta_flip: bool = False  # evaluation averages the logits of the image and its mirror
+    workers: int = 0
+    # execution
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    amp: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
+    channels_last: bool | None = None  # None: on GPU only
+    compile: bool = False
+    compile_mode: str | None = None
+    seed: int = 0
+    out: str | None = None
+    eval_every: int = 1
+    log_every: int = 20  # steps between progress updates and loss checks
+    plots: bool = True
+    tensorboard: bool = True
+    # provenance (filled in by load_recipe)
+    recipe: str | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["input_size"] is not None:
+            d["input_size"] = list(d["input_size"])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        return replace(cls(), d, what="config")
+
+
+FIELDS = {f.name: f for f in fields(TrainConfig)}
+_NOT_IN_RECIPES = {"recipe"}
+
+
+def _coerce(name: str, value: Any) -> Any:
+    """Give a TOML/JSON/CLI value the field's type where that is unambiguous."""
+    default = getattr(TrainConfig(), name)
+    if value is None:
+        return None
+    if name == "input_size":
+        if isinstance(value, str):
+            from ..cli.common import parse_size
+
+            value = parse_size(value)
+        if len(value) != 3:
+            raise UserInputError(f"input_size must be C, H, W (got {value!r})")
+        return tuple(int(v) for v in value)
+    if isinstance(default, bool) or name == "channels_last":
+        if isinstance(value, str):
+            if value.lower() in ("1", "true", "yes", "on"):
+                return True
+            if value.lower() in ("0", "false", "no", "off"):
+                return False
+            raise UserInputError(f"{name} takes true or false (got {value!r})")
+        return bool(value)
+    if isinstance(default, float) and isinstance(value, int | float | str):
+        try:
+            return float(value)
+        except ValueError:
+            raise UserInputError(f"{name} takes a number (got {value!r})") from None
+    if isinstance(default, int) and isinstance(value, int | float | str) and \
+            name not in ("max_steps", "stop_after"):
+        try:
+            return int(value)
+        except ValueError:
+            raise UserInputError(f"{name} takes a whole number (got {value!r})") from None
+    if name in ("max_steps", "stop_after"):
+        return int(value)
+    if name == "milestones":
+        return [float(v) for v in value]
+    return value
+
+
+def replace(cfg: TrainConfig, updates: dict[str, Any], what: str) -> TrainConfig:
+    """A copy of `cfg` with `updates` applied; an unknown field is an error naming `what`."""
+    out = dataclasses.replace(cfg)
+    for key, value in updates.items():
+        name = key.replace("-", "_")
+        if name not in FIELDS:
+            close = difflib.get_close_matches(name, FIELDS, n=3)
+            hint = f"; did you mean {', '.join(close)}?" if close else ""
+            raise UserInputError(f"{what}: unknown setting {key!r}{hint}")
+        if name == "model_args":
+            value = {**out.model_args, **dict(value)}
+        setattr(out, name, _coerce(name, value))
+    return out
+
+
+def recipe_names() -> list[str]:
+    names = set()
+    for d in RECIPE_DIRS:
+        if d.is_dir():
+            names.update(p.stem for p in d.glob("*.toml"))
+    return sorted(names)
+
+
+def find_recipe(name_or_path: str) -> Path:
+    p = Path(name_or_path)
+    if p.suffix == ".toml" or p.exists():
+        if not p.is_file():
+            raise UserInputError(f"recipe file {p} does not exist")
+        return p
+    for d in RECIPE_DIRS:
+        cand = d / f"{name_or_path}.toml"
+        if cand.is_file():
+            return cand
+    names = recipe_names()
+    close = difflib.get_close_matches(name_or_path, names, n=3)
+    hint = f"did you mean {', '.join(close)}? " if close else ""
+    raise UserInputError(f"unknown recipe {name_or_path!r}: {hint}known: {', '.join(names)}")
+
+
+def read_recipe(name_or_path: str) -> dict[str, Any]:
+    """The recipe's table, checked: every key a TrainConfig field (or source/notes)."""
+    path = find_recipe(name_or_path)
+    try:
+        table = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise UserInputError(f"recipe {path} is not valid TOML: {e}") from None
+    if "source" not in table:
+        raise UserInputError(f"recipe {path} does not cite its source (add source = \"...\")")
+    table.pop("notes", None)
+    bad = _NOT_IN_RECIPES & set(table)
+    if bad:
+        raise UserInputError(f"recipe {path}: {sorted(bad)[0]!r} cannot be set by a recipe")
+    table["recipe"] = path.stem
+    return table
+
+
+def load_recipe(name_or_path: str, base: TrainConfig | None = None) -> TrainConfig:
+    return replace(base or TrainConfig(), read_recipe(name_or_path), f"recipe {name_or_path}")
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'key=value' with a TOML value ('lr=0.05', 'milestones=[30,60]'); bare words are strings."""
+    if "=" not in text:
+        raise UserInputError(f"--set takes KEY=VALUE (got {text!r})")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value

@@ -1,0 +1,161 @@
+"""Optimisers and learning-rate schedules, picked by name from torch's own.
+
+Every schedule but reduce-on-plateau is stepped once per optimiser step, so milestones given
+in epochs become step counts (the rate changes at the first step of that epoch, as when
+stepping per epoch). Reduce-on-plateau is stepped once per epoch with the validation top-1
+error and divides the rate by 1/gamma (10, the papers' rule) when it stops improving.
+A linear warm-up runs first (torch's LinearLR); the main schedule starts where it ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.optim import lr_scheduler as lrs
+
+from ..errors import UserInputError
+from .config import TrainConfig
+
+
+def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
+    """Trainable parameters; with `no_wd_bias_norm`, vectors (biases, norm scales) get no decay."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise UserInputError("the model has no trainable parameters")
+    if not cfg.no_wd_bias_norm:
+        return [{"params": params}]
+    decay = [p for p in params if p.ndim > 1]
+    rest = [p for p in params if p.ndim <= 1]
+    return [g for g in ({"params": decay}, {"params": rest, "weight_decay": 0.0}) if g["params"]]
+
+
+def _sgd(groups: list, cfg: TrainConfig) -> torch.optim.Optimizer:
+    if cfg.nesterov and cfg.momentum <= 0:
+        raise UserInputError("nesterov needs momentum > 0")
+    return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+OPTIMIZERS: dict[str, Callable[[list, TrainConfig], torch.optim.Optimizer]] = {
+    "sgd": _sgd,
+    "adam": lambda g, c: torch.optim.Adam(g, lr=c.lr, weight_decay=c.weight_decay),
+    "adamw": lambda g, c: torch.optim.AdamW(g, lr=c.lr, weight_decay=c.weight_decay),
+    "rmsprop": lambda g, c: torch.optim.RMSprop(g, lr=c.lr, momentum=c.momentum,
+                                                 weight_decay=c.weight_decay),
+}
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    try:
+        factory = OPTIMIZERS[cfg.optimizer]
+    except KeyError:
+        raise UserInputError(f"unknown optimizer {cfg.optimizer!r}; "
+                             f"choose from {', '.join(OPTIMIZERS)}") from None
+    return factory(param_groups(model, cfg), cfg)
+
+
+# name -> factory(optimizer, cfg, steps_per_epoch, steps after warm-up) -> scheduler or None
+def _in_steps(value: float, cfg: TrainConfig, spe: int) -> int:
+    return max(1, round(value * spe)) if cfg.schedule_unit == "epoch" else int(value)
+
+
+def _step(opt, cfg, spe, n):
+    return lrs.StepLR(opt, step_size=_in_steps(cfg.step_size, cfg, spe), gamma=cfg.gamma)
+
+
+def _multistep(opt, cfg, spe, n):
+    if not cfg.milestones:
+        raise UserInputError("the multistep schedule needs milestones, e.g. --set "
+                             "milestones=[30,60]")
+    return lrs.MultiStepLR(opt, [_in_steps(m, cfg, spe) for m in cfg.milestones], cfg.gamma)
+
+
+def _cosine(opt, cfg, spe, n):
+    return lrs.CosineAnnealingLR(opt, T_max=max(1, n), eta_min=cfg.min_lr)
+
+
+def _onecycle(opt, cfg, spe, n):
+    return lrs.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(2, n),
+                          pct_start=cfg.pct_start, div_factor=cfg.div_factor,
+                          final_div_factor=cfg.final_div_factor, cycle_momentum=False)
+
+
+def _plateau(opt, cfg, spe, n):
+    return lrs.ReduceLROnPlateau(opt, mode="min", factor=cfg.gamma, patience=cfg.patience,
+                                 min_lr=cfg.min_lr)
+
+
+SCHEDULES: dict[str, Callable | None] = {
+    "constant": None, "step": _step, "multistep": _multistep, "cosine": _cosine,
+    "onecycle": _onecycle, "plateau": _plateau,
+}
+
+
+class Schedule:
+    """Warm-up then the named schedule; call `after_step()` per step, `after_epoch(err)` per
+    epoch. Its state (a plain dict) resumes it exactly."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                 steps_per_epoch: int, total_steps: int) -> None:
+        if cfg.schedule not in SCHEDULES:
+            raise UserInputError(f"unknown schedule {cfg.schedule!r}; "
+                                 f"choose from {', '.join(SCHEDULES)}")
+        if cfg.schedule_unit not in ("epoch", "step"):
+            raise UserInputError("schedule_unit is 'epoch' or 'step'")
+        self.optimizer, self.cfg, self.spe = optimizer, cfg, steps_per_epoch
+        self.warmup_steps = round(cfg.warmup_epochs * steps_per_epoch)
+        if self.warmup_steps and cfg.schedule == "onecycle":
+            raise UserInputError("one-cycle warms up by itself (pct_start): "
+                                 "leave warmup_epochs at 0")
+        self.main_steps = max(1, total_steps - self.warmup_steps)
+        self.per_epoch = cfg.schedule == "plateau"
+        self.steps = 0
+        self.warmup: lrs.LinearLR | None = None
+        self.main: Any = None
+        if self.warmup_steps:
+            self.warmup = lrs.LinearLR(optimizer, start_factor=cfg.warmup_start,
+                                       end_factor=1.0, total_iters=self.warmup_steps)
+        else:
+            self._start_main()
+
+    def _start_main(self) -> None:
+        factory = SCHEDULES[self.cfg.schedule]
+        if factory is not None:
+            self.main = factory(self.optimizer, self.cfg, self.spe, self.main_steps)
+
+    @property
+    def lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def after_step(self) -> None:
+        self.steps += 1
+        if self.warmup is not None and self.steps <= self.warmup_steps:
+            self.warmup.step()
+            if self.steps == self.warmup_steps:
+                self._start_main()
+        elif self.main is not None and not self.per_epoch:
+            # one-cycle refuses to step past its end; a run extended on resume stays there
+            if not isinstance(self.main, lrs.OneCycleLR) or \
+                    self.main.last_epoch < self.main.total_steps:
+                self.main.step()
+
+    def after_epoch(self, val_error: float | None) -> None:
+        if self.per_epoch and self.main is not None and val_error is not None:
+            self.main.step(val_error)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps,
+                "warmup": self.warmup.state_dict() if self.warmup is not None else None,
+                "main": self.main.state_dict() if self.main is not None else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.steps = int(state["steps"])
+        if self.warmup is not None and state.get("warmup") is not None:
+            self.warmup.load_state_dict(state["warmup"])
+        if state.get("main") is not None:
+            if self.main is None:
+                self._start_main()
+            self.main.load_state_dict(state["main"])
