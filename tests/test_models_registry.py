@@ -14,6 +14,11 @@ ALL = convzoo.list_models()
 # Models whose default input is so large that a CPU backward pass dominates the suite: the
 # gradient check runs them at the smallest size their architecture accepts instead.
 GRAD_INPUT = {}
+# EfficientNet B1-B7 and Lite1-4 are B0 and Lite0 made wider and deeper (B7: 600x600 input);
+# B0 and Lite0 are checked at full size, the others at 64x64.
+GRAD_INPUT.update({f"efficientnet_{v}": (3, 64, 64)
+                   for v in ("b1", "b2", "b3", "b4", "b5", "b6", "b7",
+                             "lite1", "lite2", "lite3", "lite4")})
 
 
 def _out(y):

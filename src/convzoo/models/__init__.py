@@ -2,9 +2,11 @@
 
 from . import (  # noqa: F401  (importing a family registers its models)
     alexnet,
+    efficientnet,
     highway,
     inception_resnet,
     lenet,
+    mobilenet,
     vgg,
     xception,
 )
