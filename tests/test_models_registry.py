@@ -20,6 +20,11 @@ GRAD_INPUT.update({f"efficientnet_{v}": (3, 64, 64)
                    for v in ("b1", "b2", "b3", "b4", "b5", "b6", "b7",
                              "lite1", "lite2", "lite3", "lite4")})
 
+# Xception and Inception-ResNet-v2 take 299x299: checked at 71x71 (the least Keras accepts for
+# Xception) and 75x75 (the least both Inception-ResNet-v2 layouts accept).
+GRAD_INPUT.update({"xception": (3, 71, 71), "inception_resnet_v2": (3, 75, 75),
+                   "inception_resnet_v2_paper": (3, 75, 75)})
+
 
 def _out(y):
     return y.logits if hasattr(y, "logits") else y
