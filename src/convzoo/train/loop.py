@@ -468,7 +468,8 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     meta_base = {
         "model": cfg.model, "model_args": getattr(model, "model_args", {}),
         "class_names": classes, "data": cfg.data or data.name, "data_source": data.source,
-        "input_size": list(input_size), "mean": list(data.mean), "std": list(data.std),
+        "input_size": list(input_size), "image_size": list(data.image_size),
+        "mean": list(data.mean), "std": list(data.std),
         "recipe": cfg.recipe, "config": cfg.to_dict(),
     }
     if init_report is not None:

@@ -139,7 +139,7 @@ class Schedule:
         elif self.main is not None and not self.per_epoch:
             # one-cycle refuses to step past its end; a run extended on resume stays there
             if not isinstance(self.main, lrs.OneCycleLR) or \
-                    self.main.last_epoch < self.main.total_steps:
+                    self.main.last_epoch < self.main.total_steps - 1:
                 self.main.step()
 
     def after_epoch(self, val_error: float | None) -> None:

@@ -1,0 +1,131 @@
+"""`convzoo train`, `eval` and `predict` end to end on small generated data."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from convzoo.cli import main
+
+DATA = "fake:1x28x28:64:4"
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    rc = main(["train", "lenet5_modern", "--data", DATA, "--epochs", "2", "--batch-size", "16",
+               "--lr", "0.05", "--device", "cpu", "--out", str(out), "--seed", "1",
+               "--quiet", "--set", "tensorboard=false"])
+    assert rc == 0
+    return out
+
+
+def test_train_writes_a_run(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["model"] == "lenet5_modern" and summary["data"] == DATA
+    assert summary["epochs"] == 2 and 0 <= summary["test"]["top1"] <= 1
+    assert summary["test"]["top5"] >= summary["test"]["top1"]
+    assert (run_dir / "loss.png").is_file() and (run_dir / "error.png").is_file()
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["lr"] == 0.05 and config["seed"] == 1 and config["tensorboard"] is False
+
+
+def test_eval_json(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--format", "json", "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert r["n"] == 12 and set(r["per_class"]) == {"class0", "class1", "class2", "class3"}
+    assert r["top1"] == pytest.approx(summary["test"]["top1"])
+    assert 0 <= r["top1"] <= r["top5"] <= 1
+    assert Path(r["confusion_png"]).is_file()
+
+
+def test_eval_table(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    assert main(["eval", str(run_dir / "last"), "--device", "cpu"]) == 0
+    out = capsys.readouterr().out
+    assert "class3" in out and "top-1 accuracy" in out
+
+
+def test_eval_on_data_with_other_classes_is_an_error(run_dir: Path,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--data", "digits", "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert "none of the data's classes" in err and len(err.strip().splitlines()) == 1
+
+
+def test_recipe_and_flags(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('source = "a test"\nmodel = "lenet5_modern"\ndata = "fake:1x28x28:32:2"\n'
+                      'epochs = 7\nbatch_size = 8\nlr = 0.01\nschedule = "cosine"\n')
+    out = tmp_path / "run"
+    rc = main(["train", "--recipe", str(recipe), "--epochs", "1", "--out", str(out),
+               "--device", "cpu", "--quiet", "--set", "plots=false"])
+    assert rc == 0
+    cfg = json.loads((out / "config.json").read_text())
+    assert (cfg["epochs"], cfg["lr"], cfg["schedule"], cfg["batch_size"]) == (1, 0.01,
+                                                                              "cosine", 8)
+    assert cfg["recipe"] == "r"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "lenet6", "--data", DATA], "unknown model 'lenet6'"),
+    (["train", "lenet5", "--data", "nosuchdata"], "unknown data set"),
+    (["train", "lenet5"], "which data set"),
+    (["train", "lenet5", "--data", DATA, "--recipe", "nosuch"], "unknown recipe"),
+    (["train", "lenet5", "--data", DATA, "--set", "lr_max=3"], "unknown setting 'lr_max'"),
+    (["eval", "/nonexistent/run"], "does not exist"),
+])
+def test_bad_input_exits_2(argv: list[str], message: str, capsys: pytest.CaptureFixture,
+                           tmp_path: Path) -> None:
+    assert main([*argv, "--device", "cpu"] if argv[0] == "train" else argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_flag_exits_2() -> None:
+    with pytest.raises(SystemExit) as e:
+        main(["train", "lenet5", "--epochs", "many"])
+    assert e.value.code == 2
+
+
+def test_nan_exits_1_naming_the_step(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    rc = main(["train", "lenet5_modern", "--data", DATA, "--epochs", "2", "--batch-size", "16",
+               "--lr", "1e30", "--device", "cpu", "--out", str(tmp_path / "r"), "--quiet"])
+    assert rc == 1
+    err = capsys.readouterr().err
+    assert "NaN or infinite at step" in err
+
+
+def test_resume_via_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "r"
+    common = ["--device", "cpu", "--quiet"]
+    assert main(["train", "lenet5_modern", "--data", "fake:1x28x28:32:2", "--epochs", "2",
+                 "--batch-size", "16", "--out", str(out), "--stop-after", "1", *common]) == 0
+    assert json.loads((out / "summary.json").read_text())["status"] == "stopped"
+    assert main(["train", "--resume", str(out), *common]) == 0
+    assert json.loads((out / "summary.json").read_text())["epochs"] == 2
+    assert main(["train", "lenet5_modern", "--data", "fake:1x28x28:32:2",
+                 "--out", str(out), *common]) == 2  # a run is there already
+
+
+def test_predict_from_a_run(run_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    pytest.importorskip("convzoo.cli.predict")
+    from torchvision.io import write_png
+
+    from convzoo.data.catalog import load_dataset
+
+    ds = load_dataset(DATA)
+    paths = []
+    for i in range(2):
+        p = tmp_path / f"img{i}.png"
+        write_png(ds.test.images[i], str(p))
+        paths.append(str(p))
+    capsys.readouterr()
+    assert main(["predict", str(run_dir), *paths]) == 0
+    out = capsys.readouterr().out
+    assert "class" in out and "img0.png" in out
+    assert torch.is_tensor(ds.test.images)

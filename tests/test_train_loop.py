@@ -1,0 +1,184 @@
+"""The training loop on small generated data: learning, auxiliary losses, the NaN stop,
+checkpoints that resume exactly, damaged checkpoints, init-from."""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo import registry
+from convzoo.errors import UserInputError
+from convzoo.models.base import ClassifierHead, ConvNet, ModelOutput, pool_flatten
+from convzoo.train import TrainConfig, TrainingDiverged, fit, load_checkpoint
+from convzoo.train.checkpoint import save_checkpoint
+from convzoo.train.init_from import init_from, vgg_paper_keys
+from convzoo.train.loop import loss_fn
+
+DATA = "fake:1x16x16:96:4"
+
+
+class Tiny(ConvNet):
+    """Conv, batch norm, dropout: every kind of state a resume has to restore."""
+
+    default_input_size = (1, 16, 16)
+
+    def __init__(self, num_classes: int = 4, in_channels: int = 1, dropout: float = 0.3,
+                 explode_after: int | None = None, act: str = "relu") -> None:
+        super().__init__()
+        self.num_classes, self.explode_after, self.calls = num_classes, explode_after, 0
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, 8, 3, padding=1), nn.BatchNorm2d(8),
+                                  nn.ReLU())
+        self.stages = nn.ModuleList([nn.Sequential(nn.Conv2d(8, 16, 3, 2, 1), nn.ReLU())])
+        self.head = ClassifierHead(pool_flatten(), 16, num_classes, dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        if self.training:
+            self.calls += 1
+            if self.explode_after is not None and self.calls > self.explode_after:
+                return y * float("inf")
+        return y
+
+
+@pytest.fixture
+def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
+    registry._ensure_loaded()
+    monkeypatch.setitem(registry._REGISTRY, "tiny_test",
+                        registry.ModelEntry("tiny_test", Tiny, "test"))
+    return "tiny_test"
+
+
+def _cfg(tmp_path: Path, name: str, **kw) -> TrainConfig:
+    base = dict(model=name, data=DATA, epochs=4, batch_size=16, lr=0.05, device="cpu",
+                out=str(tmp_path / "run"), tensorboard=False, plots=False, log_every=1)
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_a_few_epochs_lower_the_loss(tiny: str, tmp_path: Path) -> None:
+    s = fit(_cfg(tmp_path, tiny, epochs=5, schedule="cosine", lr=0.2,
+                 model_args={"dropout": 0.0}))
+    rows = [json.loads(json.dumps(r)) for r in load_checkpoint(tmp_path / "run").meta["history"]]
+    assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"]
+    assert s["status"] == "completed" and s["epochs"] == 5
+    assert 0 <= s["test"]["top1"] <= 1 and s["test"]["top5"] == 1.0  # 4 classes: top-4
+    for f in ("summary.json", "metrics.csv", "config.json", "last/model.safetensors",
+              "last/state.safetensors", "last/checkpoint.json", "best/checkpoint.json"):
+        assert (tmp_path / "run" / f).is_file(), f
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert {"model", "data", "epochs", "best_epoch", "wall_s", "device", "test"} <= set(summary)
+    assert len((tmp_path / "run" / "metrics.csv").read_text().splitlines()) == 6
+
+
+def test_resume_gives_the_same_weights_as_not_stopping(tiny: str, tmp_path: Path) -> None:
+    kw = dict(schedule="onecycle", ema=0.9, augment="shift_flip", momentum=0.9, nesterov=True,
+              label_smoothing=0.1, grad_clip=5.0, weight_decay=5e-4)
+    fit(_cfg(tmp_path / "a", tiny, **kw))
+    stopped = fit(_cfg(tmp_path / "b", tiny, stop_after=2, **kw))
+    assert stopped["status"] == "stopped" and stopped["epochs"] == 2
+    ckpt = load_checkpoint(tmp_path / "b" / "run", prefer="last")
+    cfg = TrainConfig.from_dict(ckpt.meta["config"])
+    cfg.stop_after = None
+    fit(cfg, resume=tmp_path / "b" / "run")
+    a = load_checkpoint(tmp_path / "a" / "run", prefer="last")
+    b = load_checkpoint(tmp_path / "b" / "run", prefer="last")
+    assert a.meta["step"] == b.meta["step"] == 4 * 6
+    for which in ("model", "ema"):
+        ta, tb = a.tensors(which), b.tensors(which)
+        assert ta.keys() == tb.keys()
+        for k in ta:
+            assert torch.equal(ta[k], tb[k]), f"{which}: {k} differs"
+    assert a.meta["history"] == [
+        {**r, "epoch_s": a.meta["history"][i]["epoch_s"],
+         "images_per_s": a.meta["history"][i]["images_per_s"]}
+        for i, r in enumerate(b.meta["history"])]
+
+
+def test_nan_stops_the_run_naming_the_step_and_keeps_the_last_checkpoint(
+        tiny: str, tmp_path: Path) -> None:
+    # 96 images in batches of 16: 6 steps per epoch; the 9th step's loss is infinite
+    cfg = _cfg(tmp_path, tiny, model_args={"explode_after": 8})
+    with pytest.raises(TrainingDiverged, match=r"at step 9 \(epoch 2, batch 3 of 6\).*"
+                                               r"last good checkpoint.*epoch 1"):
+        fit(cfg)
+    ckpt = load_checkpoint(tmp_path / "run", prefer="last")
+    assert ckpt.meta["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in ckpt.model_state.values())
+    assert json.loads((tmp_path / "run" / "summary.json").read_text())["status"] == "diverged"
+
+
+def test_aux_logits_are_weighted() -> None:
+    y = torch.tensor([0, 1, 2])
+    main, aux1, aux2 = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 4)
+    ce = nn.functional.cross_entropy
+    cfg = TrainConfig(aux_weight=0.3)
+    loss, logits = loss_fn(ModelOutput(main, (aux1, aux2)), y, cfg)
+    assert torch.allclose(loss, ce(main, y) + 0.3 * ce(aux1, y) + 0.3 * ce(aux2, y))
+    assert logits is main
+    loss, _ = loss_fn(ModelOutput(main, ()), y, cfg)  # eval mode: no auxiliary outputs
+    assert torch.allclose(loss, ce(main, y))
+    loss, _ = loss_fn(main, y, TrainConfig(label_smoothing=0.1))
+    assert torch.allclose(loss, ce(main, y, label_smoothing=0.1))
+
+
+def _saved(tmp_path: Path) -> Path:
+    model = Tiny()
+    save_checkpoint(tmp_path / "ck", model=model, meta={"model": "tiny_test", "epoch": 1},
+                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9))
+    return tmp_path / "ck"
+
+
+def test_truncated_safetensors_is_a_clear_error(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    data = (path / "model.safetensors").read_bytes()
+    (path / "model.safetensors").write_bytes(data[: len(data) // 2])
+    ckpt = load_checkpoint(path)
+    with pytest.raises(UserInputError, match="corrupt or truncated") as e:
+        _ = ckpt.model_state
+    assert "\n" not in str(e.value)
+
+
+def test_bad_json_is_a_clear_error(tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    (path / "checkpoint.json").write_text('{"format": "convzoo.checkpoint", "ep')
+    with pytest.raises(UserInputError, match="corrupt.*not valid JSON"):
+        load_checkpoint(path)
+    with pytest.raises(UserInputError, match="no convzoo checkpoint"):
+        load_checkpoint(tmp_path)
+
+
+def test_init_from_copies_what_matches(tiny: str, tmp_path: Path) -> None:
+    path = _saved(tmp_path)
+    target = Tiny(num_classes=7)
+    report = init_from(target, str(path))
+    src = load_checkpoint(path).model_state
+    assert "head.fc.weight" not in report.copied  # 4 classes there, 7 here
+    assert "stem.0.weight" in report.copied
+    assert torch.equal(target.stem[0].weight, src["stem.0.weight"])
+
+
+def test_vgg_rule_copies_a_first_four_convs_and_the_classifier() -> None:
+    with torch.device("meta"):
+        a = registry.create_model("vgg11").state_dict()
+        d = registry.create_model("vgg16").state_dict()
+    keys = vgg_paper_keys(a)
+    layers = sorted({k.rsplit(".", 1)[0] for k in keys})
+    assert layers == ["head.fc", "head.pre.fc6", "head.pre.fc7", "stages.0.0.conv",
+                      "stages.1.0.conv", "stages.2.0.conv", "stages.2.1.conv"]
+    assert all(k in d and d[k].shape == a[k].shape for k in keys)
+
+
+def test_checkpoint_names_its_classes_and_model(tiny: str, tmp_path: Path) -> None:
+    fit(_cfg(tmp_path, tiny, epochs=1))
+    meta = load_checkpoint(tmp_path / "run").meta
+    assert meta["class_names"] == ["class0", "class1", "class2", "class3"]
+    assert meta["model"] == tiny and meta["model_args"]["num_classes"] == 4
+    assert {"torch", "convzoo", "safetensors"} <= set(meta["versions"])
+    state = load_checkpoint(tmp_path / "run").training_state()
+    assert state["rng"]["torch"].dtype == torch.uint8
+    assert isinstance(OrderedDict(state["optimizer"]["state"]), dict)
