@@ -184,3 +184,21 @@ def test_channels_last_and_bad_batch_size():
     with pytest.raises(UserInputError, match="augmentation"):
         make_loader(split, batch_size=4, train=True, device="cpu", input_size=(3, 8, 8),
                     mean=(0.5,), std=(0.5,), augment="nope", seed=0, epoch=0)
+
+
+def test_ranks_share_one_epoch():
+    split = indexed_split(n=41)
+    kw = dict(batch_size=4, train=True, device="cpu", input_size=(1, 8, 8), mean=(0.0,),
+              std=(1 / 255,), augment=Augment(crop_pad=2, flip=True), seed=3, epoch=1,
+              drop_last=False)
+    whole = [(x, y) for x, y in make_loader(split, **kw)]
+    x_all, y_all = torch.cat([x for x, _ in whole]), torch.cat([y for _, y in whole])
+    for rank in (0, 1):
+        b = make_loader(split, rank=rank, world_size=2, **kw)
+        assert b.num_samples == 20  # 41 // 2 on every rank, so DDP steps stay in lock-step
+        x = torch.cat([x for x, _ in b])
+        y = torch.cat([y for _, y in b])
+        # each rank takes every other position of the one-process epoch, augmented alike
+        assert torch.equal(y, y_all[rank::2][:20]) and torch.equal(x, x_all[rank::2][:20])
+    with pytest.raises(UserInputError, match="rank"):
+        make_loader(split, rank=2, world_size=2, **kw)

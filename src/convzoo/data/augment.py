@@ -131,7 +131,7 @@ def shift_flip(x: torch.Tensor, shift: torch.Tensor | None,
     out = out.view(b, c, h, w)
     if shift is not None:
         inside = ((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :]
-        out = torch.where(inside[:, None], out, 0)
+        out = out * inside[:, None]  # a multiply is much cheaper than where() on the CPU
     return out
 
 

@@ -171,10 +171,16 @@ class FolderBatches(Batches):
                  device: torch.device, input_size: tuple[int, int, int],
                  mean: Sequence[float], std: Sequence[float], augment: Augment | None,
                  seed: int, epoch: int, drop_last: bool, workers: int, channels_last: bool,
-                 max_bad_images: float | int) -> None:
+                 max_bad_images: float | int, positions: torch.Tensor | None = None) -> None:
         n = len(split)
+        order = (torch.randperm(n, generator=generator("epoch", seed, epoch))
+                 if train else torch.arange(n))
+        if positions is not None:
+            order = order[positions]
+        n = len(order)
         super().__init__(-(-n // batch_size) if not drop_last else n // batch_size, n)
         self.device, self.train, self.seed, self.epoch = device, train, seed, epoch
+        self.rank = int(positions[0]) if positions is not None and len(positions) else 0
         self.augment = augment
         self.limit = bad_limit(n, max_bad_images)
         rrc = augment is not None and augment.random_resized_crop
@@ -182,16 +188,14 @@ class FolderBatches(Batches):
         photos = not train and max(input_size[1:]) > SMALL_SIDE
         images = FolderImages(split.samples, input_size, augment if rrc else None,
                               shorter=EVAL_CROP_RATIO if photos else 1.0, seed=seed, epoch=epoch)
-        order = (torch.randperm(n, generator=generator("epoch", seed, epoch)).tolist()
-                 if train else list(range(n)))
-        self.loader = DataLoader(images, batch_size=batch_size, sampler=order,
+        self.loader = DataLoader(images, batch_size=batch_size, sampler=order.tolist(),
                                  num_workers=workers, collate_fn=collate, drop_last=drop_last,
                                  pin_memory=device.type == "cuda")
         self.pipeline = Pipeline(input_size, input_size, mean, std, device, channels_last)
         self.skipped: list[tuple[str, str]] = []
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = generator("folder-augment", self.seed, self.epoch)
+        g = generator("folder-augment", self.seed, self.epoch, self.rank)
         a = self.augment
         for x, y, bad in self.loader:
             for path, reason in bad:

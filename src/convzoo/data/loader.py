@@ -47,7 +47,7 @@ class Pipeline:
         self.plan: Plan = plan(src, dst)
         c_norm = 1 if self.plan.channels == "average" else src[0]
         mean_t, std_t = _stats_for(mean, c_norm), _stats_for(std, c_norm)
-        # x / 255 - mean) / std as one multiply-add
+        # (x / 255 - mean) / std as one multiply and one add
         self.scale = (1 / (255 * std_t)).view(1, -1, 1, 1).to(device)
         self.offset = (-mean_t / std_t).view(1, -1, 1, 1).to(device)
         self.memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -68,7 +68,7 @@ class Pipeline:
                 x = resize(x, p.dst[1:])
         if p.channels == "average":
             x = x.mean(1, keepdim=True)
-        x = torch.addcmul(self.offset, x, self.scale)
+        x = x.mul_(self.scale).add_(self.offset)  # x is a fresh float copy by now
         if p.channels == "replicate":
             x = x.expand(-1, p.dst[0], -1, -1)
         return x.contiguous(memory_format=self.memory_format)
@@ -104,24 +104,42 @@ def _num_batches(n: int, batch_size: int, drop_last: bool) -> int:
     return n // batch_size if drop_last else -(-n // batch_size)
 
 
+def shard(n: int, train: bool, rank: int, world_size: int) -> torch.Tensor | None:
+    """The positions in the epoch's order that this process takes: every world_size-th from
+    rank on; when training, the same count on every process (DDP steps in lock-step)."""
+    if world_size == 1:
+        return None
+    if not 0 <= rank < world_size:
+        raise UserInputError(f"rank {rank} is outside 0..{world_size - 1}")
+    positions = torch.arange(rank, n, world_size)
+    return positions[: n // world_size] if train else positions
+
+
 class ArrayBatches(Batches):
     def __init__(self, split: ArraySplit, *, batch_size: int, train: bool, device: torch.device,
                  pipeline: Pipeline, augment: Augment | None, seed: int, epoch: int,
-                 drop_last: bool) -> None:
+                 drop_last: bool, positions: torch.Tensor | None = None) -> None:
         n = len(split)
-        super().__init__(_num_batches(n, batch_size, drop_last), n)
+        m = n if positions is None else len(positions)
+        super().__init__(_num_batches(m, batch_size, drop_last), m)
         self.split, self.batch_size, self.device = split, batch_size, device
         self.pipeline = pipeline
         g = generator("epoch", seed, epoch)
-        self.order = torch.randperm(n, generator=g) if train else None
-        self.shift = self.flip = self.boxes = None
+        # drawn for the whole epoch whatever the sharding, so the processes together see
+        # what one process would
+        order = torch.randperm(n, generator=g) if train else None
+        shift = flip = boxes = None
         if train and augment is not None:
             if augment.random_resized_crop:
                 _, h, w = split.image_size
-                self.boxes = sample_boxes(n, h, w, augment.scale, augment.ratio, g)
-                self.flip = torch.rand(n, generator=g) < 0.5 if augment.flip else None
+                boxes = sample_boxes(n, h, w, augment.scale, augment.ratio, g)
+                flip = torch.rand(n, generator=g) < 0.5 if augment.flip else None
             else:
-                self.shift, self.flip = sample_shift_flip(n, augment.crop_pad, augment.flip, g)
+                shift, flip = sample_shift_flip(n, augment.crop_pad, augment.flip, g)
+        if positions is not None:
+            order = positions if order is None else order[positions]
+            shift, flip, boxes = (None if t is None else t[positions] for t in (shift, flip, boxes))
+        self.order, self.shift, self.flip, self.boxes = order, shift, flip, boxes
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.split.on(self.device)
@@ -137,7 +155,8 @@ class ArrayBatches(Batches):
                 x, y = images[s:e], labels[s:e]
             else:
                 idx = order[s:e]
-                x, y = images[idx], labels[idx]
+                # index_select: many times faster than images[idx] for whole rows on the CPU
+                x, y = images.index_select(0, idx), labels.index_select(0, idx)
             yield self.pipeline(
                 x,
                 None if shift is None else shift[s:e],
@@ -152,31 +171,36 @@ def make_loader(split: ArraySplit | FolderSplit, *, batch_size: int, train: bool
                 augment: Augment | str | None, seed: int, epoch: int,
                 drop_last: bool | None = None, workers: int = 0,
                 channels_last: bool = False,
-                max_bad_images: float | int = 0.01) -> Batches:
+                max_bad_images: float | int = 0.01,
+                rank: int = 0, world_size: int = 1) -> Batches:
     """The batches of one epoch; see the module docstring.
 
     Training shuffles and augments; evaluation keeps the order and only adapts and normalises.
     drop_last (default: when training and there is at least one full batch) drops a last
     partial batch. For image folders, more unreadable images than `max_bad_images` (a fraction
-    of the split, or a count; at least one is always tolerated) stop the epoch with an error."""
+    of the split, or a count; at least one is always tolerated) stop the epoch with an error.
+    With world_size > 1 (DDP), this process takes its share of the epoch, see `shard`."""
     if batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     device = torch.device(device)
     augment = get_augment(augment) if train else None
     input_size = tuple(int(v) for v in input_size)  # type: ignore[assignment]
+    positions = shard(len(split), train, rank, world_size)
     if drop_last is None:
-        drop_last = train and len(split) >= batch_size
+        m = len(split) if positions is None else len(positions)
+        drop_last = train and m >= batch_size
     if isinstance(split, ArraySplit):
         pipeline = Pipeline(split.image_size, input_size, mean, std, device, channels_last)
         return ArrayBatches(split, batch_size=batch_size, train=train, device=device,
                             pipeline=pipeline, augment=augment, seed=seed, epoch=epoch,
-                            drop_last=drop_last)
+                            drop_last=drop_last, positions=positions)
     if isinstance(split, FolderSplit):
         from .folders import FolderBatches
         return FolderBatches(split, batch_size=batch_size, train=train, device=device,
                              input_size=input_size, mean=mean, std=std, augment=augment,
                              seed=seed, epoch=epoch, drop_last=drop_last, workers=workers,
-                             channels_last=channels_last, max_bad_images=max_bad_images)
+                             channels_last=channels_last, max_bad_images=max_bad_images,
+                             positions=positions)
     raise TypeError(f"make_loader takes an ArraySplit or a FolderSplit, not {type(split)}")
 
 
