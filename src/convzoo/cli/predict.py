@@ -1,0 +1,165 @@
+"""`convzoo predict MODEL --weights imagenet IMAGE...`: the top-5 classes of each image."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.images import BadImageError, read_image
+from ..data.preprocess import Preprocess
+from ..errors import UserInputError
+from ..registry import create_model, get_entry
+from .common import emit, formatter
+
+TOP = 5
+
+EXIT_STATUS = (
+    "exit status:\n"
+    "  0  every image was classified\n"
+    "  1  some image could not be read (missing, truncated, not an image): each is named on\n"
+    "     stderr and skipped, and the other images are still classified\n"
+    "  2  bad input, such as an unknown model or weights the model does not have"
+)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "predict", help="classify image files with a pretrained model: top-5 classes",
+        **formatter("examples:\n"
+                    "  convzoo predict efficientnet_lite0 --weights imagenet cat.jpg dog.png\n"
+                    "  convzoo predict efficientnet_lite0 --weights imagenet photos/*.jpg "
+                    "--format json\n\n" + EXIT_STATUS))
+    p.add_argument("model", help="a registered model name (see `convzoo list`), or a "
+                   "training run directory or checkpoint (its weights and class names)")
+    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
+    p.add_argument("--weights", metavar="SOURCE",
+                   help="'imagenet' for a model that ships weights (efficientnet_lite0), "
+                        "or a weights file (.safetensors, .pth)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: a list with, per image, {path, top5: [{class, prob}]} or, for "
+                        "an image that could not be read, {path, error}")
+    p.add_argument("--batch-size", type=int, default=16, metavar="N")
+    p.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
+    p.set_defaults(func=cmd_predict)
+
+
+def load_for_predict(source: str, weights: str | None) -> nn.Module:
+    """The model `predict` runs, in eval mode: a registered model name with `weights`.
+
+    This is the one place that turns the MODEL argument into a module; a training run
+    directory or a checkpoint file as `source` belongs here too.
+    """
+    from ..train.inference import is_run, model_for_predict
+
+    if is_run(source):  # a training run or checkpoint carries weights and class names
+        return model_for_predict(source)
+    get_entry(source)  # an unknown name fails here, with suggestions
+    model = create_model(source)
+    if weights is None:
+        raise UserInputError(f"{source} needs --weights (a weights file, or a named source such "
+                             "as 'imagenet'): random weights predict nothing")
+    sources = getattr(model, "pretrained_sources", {})
+    if weights not in sources and not weights.startswith("torchvision:") \
+            and not Path(weights).exists():
+        have = ", ".join(repr(s) for s in sources) or "none"
+        raise UserInputError(f"{source} has no weights named {weights!r} (named sources: {have})"
+                             " and no such file exists; pass a weights file")
+    from ..weights import load_weights
+
+    load_weights(model, weights)
+    return model.eval()
+
+
+def default_preprocess(model: nn.Module) -> Preprocess:
+    """For weights that declare none: ImageNet statistics, a 0.875 centre crop at the input size."""
+    c, h, _ = getattr(model, "default_input_size", (3, 224, 224))
+    return Preprocess(resize=round(h / 0.875), crop=h, channels=c)
+
+
+def _device(spec: str) -> torch.device:
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(spec)
+    except RuntimeError:
+        raise UserInputError(f"unknown device {spec!r}: use cpu, cuda, cuda:N or auto") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserInputError("--device cuda was asked for, but no CUDA GPU is available")
+    return device
+
+
+def classify(model: nn.Module, images: list[str], batch_size: int = 16,
+             device: torch.device | None = None) -> list[dict[str, Any]]:
+    """Per image, in order: {path, top5: [{class, prob}]} or {path, error}."""
+    if batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, got {batch_size}")
+    device = device or torch.device("cpu")
+    model.to(device)
+    prep = getattr(model, "preprocess", None) or default_preprocess(model)
+    names = getattr(model, "class_names", None)
+    results: list[dict[str, Any]] = []
+    pending: list[tuple[dict[str, Any], torch.Tensor]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        with torch.inference_mode():
+            out = model(torch.stack([x for _, x in pending]).to(device))
+        logits = out.logits if hasattr(out, "logits") else out
+        probs = logits.float().softmax(-1).cpu()
+        k = min(TOP, probs.shape[-1])
+        values, indices = probs.topk(k, dim=-1)
+        for (entry, _), v, i in zip(pending, values.tolist(), indices.tolist()):
+            entry["top5"] = [{"class": names[c] if names and c < len(names) else f"class {c}",
+                              "prob": round(p, 6)} for p, c in zip(v, i)]
+        pending.clear()
+
+    for path in images:
+        entry: dict[str, Any] = {"path": path}
+        results.append(entry)
+        try:
+            pending.append((entry, prep(read_image(path, channels=prep.channels))))
+        except BadImageError as e:
+            entry["error"] = e.reason
+            continue
+        if len(pending) >= batch_size:
+            flush()
+    flush()
+    return results
+
+
+def render_table(results: list[dict[str, Any]]) -> str:
+    """Per image: its path on a line of its own (never wrapped), then rank, probability, class."""
+    blocks = []
+    for r in results:
+        if "top5" not in r:
+            continue
+        lines = [r["path"]]
+        lines += [f"  {i}  {100 * c['prob']:6.2f}%  {c['class']}"
+                  for i, c in enumerate(r["top5"], 1)]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    model = load_for_predict(args.model, args.weights)
+    results = classify(model, args.images, args.batch_size, _device(args.device))
+    failed = [r for r in results if "error" in r]
+    for r in failed:
+        print(f"convzoo predict: {r['path']}: {r['error']} (skipped)", file=sys.stderr)
+    if args.format == "json":
+        emit(json.dumps(results, indent=2))
+    else:
+        text = render_table(results)
+        if text:
+            emit(text)
+    if failed:
+        print(f"convzoo predict: {len(failed)} of {len(results)} images could not be read",
+              file=sys.stderr)
+    return 1 if failed else 0
