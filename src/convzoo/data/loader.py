@@ -55,6 +55,8 @@ class Pipeline:
     def __call__(self, x: torch.Tensor, shift: torch.Tensor | None = None,
                  flip: torch.Tensor | None = None,
                  boxes: torch.Tensor | None = None) -> torch.Tensor:
+        if x.dtype != torch.uint8:
+            raise TypeError(f"the pipeline takes uint8 images, got {x.dtype}")
         p = self.plan
         if boxes is not None:
             x = resized_crop(x.float(), boxes, p.dst[1:], flip)
@@ -68,7 +70,7 @@ class Pipeline:
                 x = resize(x, p.dst[1:])
         if p.channels == "average":
             x = x.mean(1, keepdim=True)
-        x = x.mul_(self.scale).add_(self.offset)  # x is a fresh float copy by now
+        x = x.mul_(self.scale).add_(self.offset)  # in place: x is a float copy by now
         if p.channels == "replicate":
             x = x.expand(-1, p.dst[0], -1, -1)
         return x.contiguous(memory_format=self.memory_format)
