@@ -24,8 +24,7 @@ parameters.
 Choices:
 - The transform gate's bias starts at -2 (`gate_bias`, any negative value can be passed): the
   paper suggests "a negative value (e.g. -1, -3 etc.)" so that a deep net starts out carrying
-  its input, and tuned the value per network; -2 sits in that range and works at every depth
-  the paper tried.
+  its input, and tuned the value per network; -2 sits in that range.
 - No batch norm, so that the pair isolates what the gates do; all weights (H, T, plain layers,
   classifier) start from Glorot's normalised initialisation and the biases at 0 (the gate's
   at `gate_bias`), so the highway and plain nets differ only in their layers' kind.

@@ -19,8 +19,9 @@ as in timm and in the paper's Keras implementation:
   input before it (the figure's "ReLU" inside the block); that first activation is therefore
   never in-place.
 - Middle-flow blocks end without an activation: the next block starts with one.
-- The strided max-pools are padded by 1 on every side where TensorFlow's 'same' pads the
-  bottom/right only; the two agree for the odd sizes a 299x299 input gives (147 -> 74 ...).
+- The strided max-pools are padded by 1 on every side. The Keras original pads them 'same',
+  which agrees on odd sizes but pads only the bottom and right of an even one: at 299x299 that
+  is the second entry block's 74x74 map, where the pooling windows sit one pixel apart.
 - The head is global average pooling and the logistic regression layer, with dropout 0.5 before
   it, as the paper trained on ImageNet (timm leaves dropout at 0; it does not change outputs in
   eval mode). The optional fully connected layers of Figure 5 are left out, as in the paper's
