@@ -78,6 +78,8 @@ def test_bad_input_exits_2(photos, capsys) -> None:
     assert rc == 2 and "did you mean" in err
     rc, _, err = _run(capsys, ["predict", "efficientnet_b0", "--weights", "imagenet", image])
     assert rc == 2 and "no weights named 'imagenet'" in err
+    rc, _, err = _run(capsys, ["predict", "efficientnet_lite0", image])
+    assert rc == 2 and "needs --weights" in err
 
 
 def test_missing_weights_package(photos, capsys, monkeypatch) -> None:

@@ -50,20 +50,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def load_for_predict(source: str, weights: str | None) -> nn.Module:
-    """The model `predict` runs, in eval mode: a registered model name with `weights`.
-
-    This is the one place that turns the MODEL argument into a module; a training run
-    directory or a checkpoint file as `source` belongs here too.
-    """
+    """The model `predict` runs, in eval mode, from the MODEL argument: a training run directory
+    or checkpoint (which brings its weights, class names and preprocessing), or a registered
+    model name with `weights`. Other kinds of MODEL belong here too."""
     from ..train.inference import is_run, model_for_predict
 
-    if is_run(source):  # a training run or checkpoint carries weights and class names
+    if is_run(source):
+        if weights is not None:
+            raise UserInputError(f"{source} is a training run and brings its own weights; "
+                                 "leave out --weights")
         return model_for_predict(source)
     get_entry(source)  # an unknown name fails here, with suggestions
-    model = create_model(source)
     if weights is None:
         raise UserInputError(f"{source} needs --weights (a weights file, or a named source such "
                              "as 'imagenet'): random weights predict nothing")
+    model = create_model(source)
     sources = getattr(model, "pretrained_sources", {})
     if weights not in sources and not weights.startswith("torchvision:") \
             and not Path(weights).exists():
@@ -140,8 +141,8 @@ def render_table(results: list[dict[str, Any]]) -> str:
     for r in results:
         if "top5" not in r:
             continue
-        lines = [r["path"]]
-        lines += [f"  {i}  {100 * c['prob']:6.2f}%  {c['class']}"
+        lines = [r["path"], "  rank  probability  class"]
+        lines += [f"  {i:>4}  {100 * c['prob']:10.2f}%  {c['class']}"
                   for i, c in enumerate(r["top5"], 1)]
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
