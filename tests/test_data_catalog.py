@@ -188,6 +188,14 @@ def test_digits_seeded_split():
     assert not torch.equal(ds.test.images, other.test.images)
 
 
+def test_lfw_faces_and_non_faces():
+    ds = load_dataset("lfw", seed=3)
+    assert ds.classes == ["face", "non-face"] and ds.image_size == (1, 25, 25)
+    assert ds.train.labels.bincount().tolist() == [80, 80]
+    assert ds.test.labels.bincount().tolist() == [20, 20]
+    assert ds.train.images.dtype == torch.uint8 and int(ds.train.images.max()) > 200
+
+
 def test_mnist5k():
     ds = load_dataset("mnist5k", seed=0)
     assert ds.image_size == (1, 28, 28) and len(ds.train) == 4000 and len(ds.test) == 1000

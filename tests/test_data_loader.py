@@ -202,3 +202,16 @@ def test_ranks_share_one_epoch():
         assert torch.equal(y, y_all[rank::2][:20]) and torch.equal(x, x_all[rank::2][:20])
     with pytest.raises(UserInputError, match="rank"):
         make_loader(split, rank=2, world_size=2, **kw)
+
+
+def test_grey_to_rgb_normalises_per_channel_after_replicating():
+    from convzoo.data.catalog import ArraySplit
+    from convzoo.data.loader import make_loader
+
+    split = ArraySplit(torch.full((2, 1, 4, 4), 128, dtype=torch.uint8), torch.zeros(2))
+    mean, std = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+    (x, _), = make_loader(split, batch_size=2, train=False, device="cpu",
+                          input_size=(3, 4, 4), mean=mean, std=std, augment=None, seed=0,
+                          epoch=0)
+    expected = [(128 / 255 - m) / s for m, s in zip(mean, std)]
+    torch.testing.assert_close(x[0, :, 0, 0], torch.tensor(expected))

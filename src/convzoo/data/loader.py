@@ -45,7 +45,12 @@ class Pipeline:
                  mean: Sequence[float], std: Sequence[float], device: torch.device,
                  channels_last: bool = False) -> None:
         self.plan: Plan = plan(src, dst)
-        c_norm = 1 if self.plan.channels == "average" else src[0]
+        # Grey images fed to a model whose weights declare per-channel statistics (ImageNet's)
+        # are replicated first and then normalised channel by channel, as the weights expect.
+        self.replicate_first = (self.plan.channels == "replicate" and len(mean) == dst[0]
+                                and (len(set(mean)) > 1 or len(set(std)) > 1))
+        c_norm = (dst[0] if self.replicate_first
+                  else 1 if self.plan.channels == "average" else src[0])
         mean_t, std_t = _stats_for(mean, c_norm), _stats_for(std, c_norm)
         # (x / 255 - mean) / std as one multiply and one add
         self.scale = (1 / (255 * std_t)).view(1, -1, 1, 1).to(device)
@@ -70,8 +75,11 @@ class Pipeline:
                 x = resize(x, p.dst[1:])
         if p.channels == "average":
             x = x.mean(1, keepdim=True)
-        x = x.mul_(self.scale).add_(self.offset)  # in place: x is a float copy by now
-        if p.channels == "replicate":
+        if self.replicate_first:
+            x = x.expand(-1, p.dst[0], -1, -1) * self.scale + self.offset
+        else:
+            x = x.mul_(self.scale).add_(self.offset)  # in place: x is a float copy by now
+        if p.channels == "replicate" and not self.replicate_first:
             x = x.expand(-1, p.dst[0], -1, -1)
         return x.contiguous(memory_format=self.memory_format)
 
