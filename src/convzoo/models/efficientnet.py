@@ -29,6 +29,8 @@ Choices:
   off. Weights in the `efficientnet_lite_pytorch` (lukemelas-style) names load via
   `key_map("lukemelas")`; `create_model("efficientnet_lite0", weights="imagenet")` loads them
   with class names and preprocessing (see `convzoo.weights.efficientnet_lite`).
+- `convzoo summary efficientnet_bN --convention paper` prints Table 1's columns (operator,
+  input resolution, channels, layers) for any variant, with real parameters and MACs per stage.
 """
 
 from __future__ import annotations
