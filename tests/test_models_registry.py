@@ -25,6 +25,12 @@ GRAD_INPUT.update({f"efficientnet_{v}": (3, 64, 64)
 GRAD_INPUT.update({"xception": (3, 71, 71), "inception_resnet_v2": (3, 75, 75),
                    "inception_resnet_v2_paper": (3, 75, 75)})
 
+# ResNet-18 is checked at 224x224, the deeper ImageNet ResNets at 64x64 (a 2x2 map at the
+# end). The 1202-layer CIFAR ResNet stays at its own 32x32: its layers are narrow.
+GRAD_INPUT.update({n: (3, 64, 64) for n in (
+    "resnet34", "resnet50", "resnet101", "resnet152", "resnet50_v1", "resnet101_v1",
+    "resnet152_v1", "se_resnet50", "se_resnet101", "se_resnet152", "plain34")})
+
 
 def _out(y):
     return y.logits if hasattr(y, "logits") else y

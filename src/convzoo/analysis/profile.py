@@ -184,6 +184,15 @@ def profile_model(
     total_macs = sum(counts.get("Global", {}).values()) // 2
     params = list(model.parameters())
     layers = [rows[q] for q in order]
+    # Modules that hold parameters but do not run in eval mode (auxiliary classifiers) are
+    # listed after the rest, without output, so the rows still add up to the model's count.
+    for qual, mod in model.named_modules():
+        if qual and qual not in rows and next(mod.parameters(recurse=False), None) is not None:
+            own = list(mod.named_parameters(recurse=False))
+            n = sum(p.numel() for _, p in own)
+            b = sum(p.numel() for k, p in own if k.endswith("bias"))
+            layers.append(LayerRow(qual, type(mod).__name__, (), n, n - b, 0, 0,
+                                   {**_layer_extra(mod), "ran": False}))
     return Profile(
         model=name,
         input_size=tuple(input_size),

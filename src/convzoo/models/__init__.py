@@ -3,10 +3,12 @@
 from . import (  # noqa: F401  (importing a family registers its models)
     alexnet,
     efficientnet,
+    googlenet,
     highway,
     inception_resnet,
     lenet,
     mobilenet,
+    resnet,
     vgg,
     xception,
 )

@@ -25,6 +25,7 @@ class LoadReport:
     source: str
     loaded: int = 0
     messages: list[str] = field(default_factory=list)
+    head_loaded: bool = False  # the file's classifier went into the model's head
 
     def __str__(self) -> str:
         return "; ".join([f"{self.loaded} tensors loaded from {self.source}", *self.messages])
@@ -95,7 +96,9 @@ def load_state(model: nn.Module, sd: dict[str, torch.Tensor], what: str) -> Load
     sd, source = to_convzoo(model, sd, what)
     report = LoadReport(what if source == "convzoo" else f"{what} ({source} names)")
     own = model.state_dict()
-    head_skipped = [k for k in sd if k.startswith(HEAD_PREFIX) and k in own
+    # Auxiliary classifiers' last layers (GoogLeNet) are heads too: kept new when they differ.
+    heads = (HEAD_PREFIX, *getattr(model, "extra_head_prefixes", ()))
+    head_skipped = [k for k in sd if k.startswith(heads) and k in own
                     and sd[k].shape != own[k].shape]
     wrong = [k for k in sd if k in own and k not in head_skipped and sd[k].shape != own[k].shape]
     if wrong:
@@ -104,7 +107,7 @@ def load_state(model: nn.Module, sd: dict[str, torch.Tensor], what: str) -> Load
             f"the weights in {what} do not fit: {k} has shape {tuple(sd[k].shape)} there and "
             f"{tuple(own[k].shape)} in the model ({len(wrong)} tensors differ)"
         )
-    missing = [k for k in own if k not in sd and not k.startswith(HEAD_PREFIX)
+    missing = [k for k in own if k not in sd and not k.startswith(heads)
                and not k.endswith("num_batches_tracked")]
     if missing:
         raise UserInputError(f"the weights in {what} lack {len(missing)} tensors "
@@ -119,6 +122,11 @@ def load_state(model: nn.Module, sd: dict[str, torch.Tensor], what: str) -> Load
         )
     model.load_state_dict(sd, strict=False)
     report.loaded = len(sd)
+    report.head_loaded = any(k.startswith(HEAD_PREFIX) for k in sd)
+    head = sd.get(HEAD_PREFIX + "weight")
+    if source == "torchvision" and report.head_loaded and head is not None \
+            and head.shape[0] == 1000:
+        model.class_names = imagenet_class_names()  # torchvision's classifiers are ImageNet-1k
     return report
 
 

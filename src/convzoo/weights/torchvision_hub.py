@@ -26,5 +26,6 @@ def load_torchvision_weights(model: nn.Module, tag: str) -> LoadReport:
         raise ConvzooError(f"could not fetch torchvision weights {tv_name}.{tag}: {e}; "
                            "download the .pth elsewhere and pass its path") from None
     report = load_state(model, sd, f"torchvision:{tv_name}.{tag}")
-    model.class_names = list(w.meta.get("categories") or [])
+    if report.head_loaded and w.meta.get("categories"):
+        model.class_names = list(w.meta["categories"])
     return report
