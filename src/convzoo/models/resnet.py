@@ -26,8 +26,9 @@ Batch norm follows every convolution, the stem is 7x7/2 convolution and 3x3/2 ma
 ImageNet and one 3x3 convolution with 16 filters for CIFAR (default input 3x32x32, 10
 classes), and the head is global average pooling and one linear layer; ResNet has no dropout.
 Convolutions start from He initialisation (normal, fan-out, as torchvision does), batch norm
-from 1 and 0. Table 1's "FLOPs" are multiply-adds of v1: `convzoo summary resnet50_v1
---convention paper` prints them beside the real MACs.
+from 1 and 0 (timm starts each block's last batch norm at 0; loaded weights make them equal).
+Table 1's "FLOPs" are multiply-adds of v1: `convzoo summary resnet50_v1 --convention paper`
+prints them beside the real MACs.
 """
 
 from __future__ import annotations
