@@ -150,3 +150,10 @@ def test_summary_of_a_real_model_leaves_its_weights() -> None:
     assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert prof.activation_bytes(torch.bfloat16) * 2 == prof.activation_bytes(torch.float32)
     assert prof.flops == 2 * prof.total_macs
+
+
+def test_unknown_named_weights_source() -> None:
+    with pytest.raises(convzoo.UserInputError, match="no weights named 'imagenet'"):
+        convzoo.create_model("vgg11", weights="imagenet")
+    with pytest.raises(convzoo.UserInputError, match="does not exist"):
+        convzoo.create_model("vgg11", weights="missing.pth")

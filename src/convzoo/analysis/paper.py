@@ -13,7 +13,10 @@ from torch import nn
 from ..tables import Table, human
 from .profile import LayerRow, Profile
 
-_POOLS = ("MaxPool2d", "AvgPool2d", "Subsampling")
+
+def _kind(row: LayerRow) -> str:
+    # LeNet-5's trainable subsampling is a pooling layer in the paper's accounting
+    return "pool" if row.type == "Subsampling" else row.extra.get("kind", "")
 
 
 def _hwc(shape: tuple[int, ...]) -> str:
@@ -24,10 +27,10 @@ def _hwc(shape: tuple[int, ...]) -> str:
 
 def _label(row: LayerRow) -> str:
     e = row.extra
-    if row.type == "Conv2d":
+    if _kind(row) == "conv":
         k = e["kernel_size"][0]
         return f"CONV{k}-{e['out_channels']}"
-    if row.type in _POOLS:
+    if _kind(row) == "pool":
         k = e.get("kernel_size", 2)
         return f"POOL{k if isinstance(k, int) else k[0]}"
     return "FC"
@@ -35,10 +38,10 @@ def _label(row: LayerRow) -> str:
 
 def _formula(row: LayerRow, prev: tuple[int, ...]) -> str:
     e = row.extra
-    if row.type == "Conv2d":
+    if _kind(row) == "conv":
         k, cin = e["kernel_size"][0], e["in_channels"] // e.get("groups", 1)
         return f"({k}*{k}*{cin})*{e['out_channels']} = {row.weights:,}"
-    if row.type == "Linear":
+    if _kind(row) == "fc":
         n_in = e["in_features"]
         if len(prev) == 4 and prev[1] * prev[2] * prev[3] == n_in and prev[2] > 1:
             n_in = f"{prev[2]}*{prev[3]}*{prev[1]}"  # the flattened map, as the lecture writes
@@ -53,7 +56,7 @@ def layer_table(profile: Profile) -> Table:
     mem, weights = h * w * c, 0
     prev: tuple[int, ...] = (1, c, h, w)
     for r in profile.layers:
-        if r.type not in ("Conv2d", "Linear", *_POOLS):
+        if not _kind(r):
             continue
         per_image = r.activations // profile.batch_size
         rows.append([_label(r), _hwc(r.output_shape), f"{per_image:,}", _formula(r, prev)])

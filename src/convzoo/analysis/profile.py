@@ -96,10 +96,21 @@ def _first_tensor(out: Any) -> torch.Tensor | None:
     return getattr(out, "logits", None)
 
 
+def _kind(m: nn.Module) -> str:
+    """What the paper tables call a layer; subclasses (a 'same'-padded conv) keep their kind."""
+    if isinstance(m, nn.Conv2d):
+        return "conv"
+    if isinstance(m, nn.Linear):
+        return "fc"
+    if isinstance(m, (nn.MaxPool2d, nn.AvgPool2d)):
+        return "pool"
+    return ""
+
+
 def _layer_extra(m: nn.Module) -> dict[str, Any]:
     keys = ("kernel_size", "stride", "padding", "groups", "in_channels", "out_channels",
             "in_features", "out_features")
-    out = {}
+    out: dict[str, Any] = {"kind": _kind(m)}
     for k in keys:
         v = getattr(m, k, None)
         if isinstance(v, (int, tuple)):

@@ -139,6 +139,11 @@ def load_weights(model: nn.Module, weights: str) -> LoadReport:
         from .torchvision_hub import load_torchvision_weights
 
         report = load_torchvision_weights(model, weights.split(":", 1)[1])
+    elif not Path(weights).exists() and not any(c in weights for c in "/\\."):
+        name = getattr(model, "model_name", type(model).__name__)
+        have = ", ".join(repr(s) for s in sources) or "none"
+        raise UserInputError(f"{name} has no weights named {weights!r} (named sources: {have}); "
+                             "pass a weights file (.pth or .safetensors) instead")
     else:
         report = load_state(model, read_state_dict(weights), weights)
     log.info("%s", report)
