@@ -188,10 +188,13 @@ def profile_model(
     counts = counter.get_flop_counts()
     per_module = {k.split(".", 1)[1] if "." in k else "": sum(v.values())
                   for k, v in counts.items() if k != "Global"}
-    for qual, row in rows.items():
-        child_total = sum(v for k, v in per_module.items()
-                          if k.startswith(qual + ".") and k.count(".") == qual.count(".") + 1)
-        row.macs = max(per_module.get(qual, 0) - child_total, 0) // 2
+    child_total: dict[str, int] = {}
+    for k, v in per_module.items():
+        if k:
+            parent = k.rsplit(".", 1)[0] if "." in k else ""
+            child_total[parent] = child_total.get(parent, 0) + v
+    for qual, row in rows.items():  # a row's own operations: its total less its children's
+        row.macs = max(per_module.get(qual, 0) - child_total.get(qual, 0), 0) // 2
     total_macs = sum(counts.get("Global", {}).values()) // 2
     params = list(model.parameters())
     layers = [rows[q] for q in order]
