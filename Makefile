@@ -17,7 +17,18 @@ $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $@ $(VENV)/.installed
 
+# The demo trains on Fashion-MNIST from Debian's dataset-fashion-mnist; as root, `make run`
+# installs it when missing (a failure is fine: the demo then uses mnist5k and says so).
+FMNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
 run: $(VENV)/.installed
+	@if [ ! -e $(FMNIST) ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "installing Fashion-MNIST (Debian package dataset-fashion-mnist)"; \
+		apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+		{ apt-get update -q >/dev/null 2>&1 && \
+		  apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1; } || \
+		echo "could not install dataset-fashion-mnist: the demo will use mnist5k"; \
+	fi
 	$(BIN)/python -m convzoo.demo
 
 test: $(VENV)/.installed-dev

@@ -1,50 +1,45 @@
-"""What every benchmark result records: the machine, the versions, the date."""
+"""What every benchmark records beside its figures: device, library versions, date."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 import os
 import platform
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).parent / "results"
+RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def environment() -> dict:
-    env = {
-        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "platform": platform.platform(),
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    try:
-        import torchvision
+def environment(device: torch.device) -> dict[str, Any]:
+    import torchvision
 
-        env["torchvision"] = torchvision.__version__
-    except ImportError:
-        pass
-    try:
-        import timm
+    import convzoo
 
-        env["timm"] = timm.__version__
-    except ImportError:
-        pass
-    if torch.cuda.is_available():
-        env["device"] = torch.cuda.get_device_name(0)
-        env["cuda"] = torch.version.cuda
+    if device.type == "cuda":
+        dev = torch.cuda.get_device_name(device)
     else:
-        env["device"] = "cpu"
-    return env
+        dev = f"CPU {platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+              f"{torch.get_num_threads()} torch threads"
+    return {"device": dev, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "versions": {"convzoo": convzoo.__version__, "torch": torch.__version__,
+                         "torchvision": torchvision.__version__,
+                         "python": platform.python_version()},
+            "command": " ".join([Path(sys.executable).name, *sys.argv])}
 
 
-def write_result(name: str, payload: dict) -> Path:
+def write(name: str, result: dict[str, Any]) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     path = RESULTS / f"{name}.json"
-    path.write_text(json.dumps({"environment": environment(), **payload}, indent=2) + "\n")
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
     return path
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)

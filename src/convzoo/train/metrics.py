@@ -78,6 +78,7 @@ def plot_history(history: list[dict[str, Any]], out: Path) -> list[Path]:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         log.info("matplotlib is not installed (pip install 'convzoo[plots]'): no plots")
         return []
@@ -100,6 +101,7 @@ def plot_history(history: list[dict[str, Any]], out: Path) -> list[Path]:
             if xs:
                 ax.plot(xs, ys, marker="o", ms=3, label=label)
         ax.set_xlabel("epoch")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3)
         ax.legend()

@@ -78,8 +78,11 @@ def _cosine(opt, cfg, spe, n):
 
 
 def _onecycle(opt, cfg, spe, n):
-    return lrs.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=max(2, n),
-                          pct_start=cfg.pct_start, div_factor=cfg.div_factor,
+    # torch needs at least one step in each phase; very short runs get a longer rise
+    n = max(4, n)
+    pct = min(max(cfg.pct_start, 2.0 / n), 0.5)
+    return lrs.OneCycleLR(opt, max_lr=[g["lr"] for g in opt.param_groups], total_steps=n,
+                          pct_start=pct, div_factor=cfg.div_factor,
                           final_div_factor=cfg.final_div_factor, cycle_momentum=False)
 
 
