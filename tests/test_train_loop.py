@@ -182,3 +182,17 @@ def test_checkpoint_names_its_classes_and_model(tiny: str, tmp_path: Path) -> No
     state = load_checkpoint(tmp_path / "run").training_state()
     assert state["rng"]["torch"].dtype == torch.uint8
     assert isinstance(OrderedDict(state["optimizer"]["state"]), dict)
+
+
+def test_validation_split_drives_best_and_test_is_separate(tiny: str, tmp_path: Path) -> None:
+    s = fit(_cfg(tmp_path, tiny, epochs=1, val_split=0.25))
+    assert s["test"]["n"] == 19  # the fake set's 96 // 5 test images, untouched
+    meta = load_checkpoint(tmp_path / "run").meta
+    assert meta["best_epoch"] == 1 and meta["history"][0]["val_top1"] is not None
+
+
+def test_impossible_settings_are_bad_input(tiny: str, tmp_path: Path) -> None:
+    with pytest.raises(UserInputError, match="batch_size"):
+        fit(_cfg(tmp_path, tiny, batch_size=0))
+    with pytest.raises(UserInputError, match="unknown schedule"):
+        fit(_cfg(tmp_path, tiny, schedule="linear-ish"))

@@ -81,6 +81,20 @@ class TrainConfig:
     recipe: str | None = None
     source: str | None = None
 
+    def validate(self) -> None:
+        """Settings no run can use are bad input, named before anything starts."""
+        checks = [(self.epochs >= 1, "epochs must be at least 1"),
+                  (self.batch_size >= 1, "batch_size must be at least 1"),
+                  (self.lr > 0, "lr must be positive"),
+                  (0 <= self.val_split < 1, "val_split is a fraction in [0, 1)"),
+                  (0 <= self.label_smoothing < 1, "label_smoothing is in [0, 1)"),
+                  (0 <= self.ema < 1, "ema is a decay in [0, 1), e.g. 0.999"),
+                  (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
+                  (self.stop_after is None or self.stop_after >= 1, "stop_after must be >= 1")]
+        for ok, message in checks:
+            if not ok:
+                raise UserInputError(message)
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         if d["input_size"] is not None:

@@ -379,6 +379,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     from .metrics import RunLog, write_json
 
     t_start = time.perf_counter()
+    cfg.validate()
     progress = progress or Progress()
     device = resolve_device(cfg.device)
     amp = resolve_amp(cfg.amp, device)
