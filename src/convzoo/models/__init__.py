@@ -3,6 +3,7 @@
 from . import (  # noqa: F401  (importing a family registers its models)
     alexnet,
     efficientnet,
+    fastnets,
     googlenet,
     highway,
     inception_resnet,
