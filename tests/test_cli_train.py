@@ -50,6 +50,15 @@ def test_eval_table(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
     assert "class3" in out and "top-1 accuracy" in out
 
 
+def test_eval_matches_classes_by_name(run_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    capsys.readouterr()
+    assert main(["eval", str(run_dir), "--data", "fake:1x28x28:40:2", "--format", "json",
+                 "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert set(r["per_class"]) == {"class0", "class1"} and r["n"] == 8
+    assert "matched by name: 2 of the data's 2 and the model's 4" in r["note"]
+
+
 def test_eval_on_data_with_other_classes_is_an_error(run_dir: Path,
                                                       capsys: pytest.CaptureFixture) -> None:
     capsys.readouterr()

@@ -492,7 +492,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     try:
         if cfg.compile:
             compile_s = warm_up(net, model, cfg, input_size, device, amp, channels_last,
-                                eval_sizes=(max(cfg.batch_size, 256), len(data.test)))
+                                eval_sizes=(max(cfg.batch_size, 256), len(eval_split)))
             progress.line(f"torch.compile: {compile_s:.1f} s to compile (not counted as "
                           "training time)")
         for epoch in range(state.epoch, cfg.epochs):
