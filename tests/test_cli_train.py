@@ -138,3 +138,28 @@ def test_predict_from_a_run(run_dir: Path, tmp_path: Path, capsys: pytest.Captur
     out = capsys.readouterr().out
     assert "class" in out and "img0.png" in out
     assert torch.is_tensor(ds.test.images)
+
+
+def test_demo_trains_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from convzoo import demo
+
+    assert demo.main(["--data", "fake:1x28x28:64:10", "--epochs", "1",
+                      "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    assert "stem.c1" in out and "60,000" in out  # LeNet-5's layer table
+    assert "test accuracy" in out and str(tmp_path / "demo") in out
+
+
+def test_demo_falls_back_to_mnist5k(monkeypatch: pytest.MonkeyPatch,
+                                    capsys: pytest.CaptureFixture) -> None:
+    from convzoo import demo
+    from convzoo.data import catalog
+    from convzoo.errors import UserInputError
+
+    def missing(*a, **k):
+        raise UserInputError("fashion-mnist not found in /nowhere")
+
+    monkeypatch.setattr(catalog, "load_dataset", missing)
+    assert demo.pick_data(None, None) == "mnist5k"
+    out = capsys.readouterr().out
+    assert "Fashion-MNIST is not installed" in out and "mnist5k instead" in out
