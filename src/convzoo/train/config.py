@@ -32,6 +32,12 @@ class TrainConfig:
     data_dir: str | None = None
     input_size: tuple[int, int, int] | None = None  # what the model sees (default: its own)
     val_split: float = 0.0  # fraction of the training set held out for validation
+    mean: list[float] | None = None  # normalisation on the 0..1 scale (default: the data's)
+    std: list[float] | None = None
+    # fine-tuning (`convzoo finetune`): linear | partial | full, on the named parameter groups
+    finetune: str | None = None
+    train_last: int = 1  # partial: how many stages before the head train
+    lr_decay: float = 0.1  # each earlier group's rate is the next one's times this
     # how long
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (iteration budgets)
@@ -146,6 +152,12 @@ def _coerce(name: str, value: Any) -> Any:
         return int(value)
     if name == "milestones":
         return [float(v) for v in value]
+    if name in ("mean", "std"):
+        try:
+            return [float(v) for v in value]
+        except (TypeError, ValueError):
+            raise UserInputError(f"{name} takes a list of numbers, e.g. [0.5, 0.5, 0.5]") \
+                from None
     return value
 
 

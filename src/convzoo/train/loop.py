@@ -16,6 +16,7 @@ Choices:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import re
@@ -374,8 +375,13 @@ def _stats_line(epoch: int, cfg: TrainConfig, tr: dict, ev: EvalResult | None, w
 
 
 def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
-        progress: Progress | None = None) -> dict[str, Any]:
-    """Train `cfg.model` on `cfg.data`; write checkpoints, metrics and summary.json; return it."""
+        progress: Progress | None = None, model: nn.Module | None = None,
+        extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train `cfg.model` on `cfg.data`; write checkpoints, metrics and summary.json; return it.
+
+    `model`, a model already built (fine-tuning: source weights loaded, head replaced), is used
+    instead of building `cfg.model`; with `cfg.finetune` set, only the groups the mode names
+    train, at their own rates. `extra_meta` goes into checkpoint.json and summary.json."""
     from . import checkpoint as ck
     from .metrics import RunLog, write_json
 
@@ -418,8 +424,12 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         raise UserInputError(f"the data's classes differ from those the run in {resume} "
                              "was trained on")
 
-    model = build_model(cfg, len(classes), data.image_size[0],
-                        ckpt.meta.get("model_args") if ckpt else None)
+    if cfg.mean is not None or cfg.std is not None:  # the statistics the weights expect
+        data = dataclasses.replace(data, mean=tuple(cfg.mean or data.mean),
+                                   std=tuple(cfg.std or data.std))
+    if model is None or ckpt is not None:
+        model = build_model(cfg, len(classes), data.image_size[0],
+                            ckpt.meta.get("model_args") if ckpt else None)
     init_report = None
     if cfg.init_from and ckpt is None:
         from .init_from import init_from
@@ -430,7 +440,13 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = make_optimizer(model, cfg)
+    groups, plans = None, None
+    if cfg.finetune:
+        from .finetune import optimiser_groups
+
+        plans, groups = optimiser_groups(model, cfg.finetune, cfg.lr, cfg.train_last,
+                                         cfg.lr_decay)
+    optimizer = make_optimizer(model, cfg, groups)
 
     first = loader(train_split, data, cfg, train=True, device=device, input_size=input_size,
                    epoch=0, channels_last=channels_last)
@@ -476,6 +492,11 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         "mean": list(data.mean), "std": list(data.std),
         "recipe": cfg.recipe, "config": cfg.to_dict(),
     }
+    if plans is not None:
+        meta_base["finetune"] = {"mode": cfg.finetune, "groups": [
+            {"name": p.name, "params": p.params, "lr": p.lr if p.trainable else None,
+             "trainable": p.trainable} for p in plans]}
+    meta_base.update(extra_meta or {})
     if init_report is not None:
         meta_base["init_from"] = {"source": init_report.source, "rule": init_report.rule,
                                   "copied": init_report.copied}
@@ -563,6 +584,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         "recipe": cfg.recipe, "run_dir": str(out),
         "test": test.to_dict(classes) if test is not None else None,
         "versions": ck.versions(),
+        **{k: v for k, v in meta_base.items() if k in ("finetune", *(extra_meta or {}))},
     }
     if message:
         summary["message"] = message

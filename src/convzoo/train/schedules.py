@@ -48,13 +48,15 @@ OPTIMIZERS: dict[str, Callable[[list, TrainConfig], torch.optim.Optimizer]] = {
 }
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+def make_optimizer(model: nn.Module, cfg: TrainConfig,
+                   groups: list[dict[str, Any]] | None = None) -> torch.optim.Optimizer:
+    """The optimiser over `groups` (each may carry its own lr) or all trainable parameters."""
     try:
         factory = OPTIMIZERS[cfg.optimizer]
     except KeyError:
         raise UserInputError(f"unknown optimizer {cfg.optimizer!r}; "
                              f"choose from {', '.join(OPTIMIZERS)}") from None
-    return factory(param_groups(model, cfg), cfg)
+    return factory(groups if groups is not None else param_groups(model, cfg), cfg)
 
 
 # name -> factory(optimizer, cfg, steps_per_epoch, steps after warm-up) -> scheduler or None
