@@ -1,0 +1,1 @@
+"""The lectures' experiments, each a function that writes its tables and plots."""
