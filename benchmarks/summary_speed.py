@@ -15,7 +15,7 @@ import time
 import torch
 
 import convzoo
-from common import write_result
+from common import environment, write
 
 
 def timed(fn, repeat: int = 3) -> float:
@@ -65,7 +65,7 @@ def main() -> None:
         payload["torchinfo_version"] = torchinfo.__version__ if hasattr(
             torchinfo, "__version__") else "unknown"
         payload["torchinfo_median_s"] = statistics.median(peer)
-    path = write_result("summary_speed_cpu", payload)
+    path = write("summary_speed_cpu", {**environment(torch.device("cpu")), **payload})
     print(f"max {max(ours):.3f}s, median {statistics.median(ours):.3f}s per model -> {path}")
 
 

@@ -151,9 +151,10 @@ def result_table(result: dict[str, Any]) -> Table:
     return Table(f"transfer: {result['model']} on {result['data']} (test accuracy, "
                  f"{result['test_images']} images)",
                  ["labels/class", "train images", *(LABELS[m] for m in methods)], rows,
-                 [f"source: {result['source']}",
-                  f"fine-tuning and scratch: {result['epochs']} epochs each, cosine from lr "
-                  f"{result['lr']}"], align_right=set(range(len(methods) + 2)))
+                 [f"source: {result['source']}"] + (
+                     [f"fine-tuning and scratch: {result['epochs']} epochs each, cosine from "
+                      f"lr {result['lr']}"] if {"partial", "scratch"} & set(methods) else []),
+                 align_right=set(range(len(methods) + 2)))
 
 
 def plot(result: dict[str, Any], path: Path) -> Path | None:
