@@ -15,6 +15,7 @@ from ..data.images import BadImageError, read_image
 from ..data.preprocess import Preprocess
 from ..errors import UserInputError
 from ..registry import create_model, get_entry
+from ..train.loop import resolve_device
 from .common import emit, formatter
 
 TOP = 5
@@ -83,18 +84,6 @@ def default_preprocess(model: nn.Module) -> Preprocess:
     return Preprocess(resize=round(h / 0.875), crop=h, channels=c)
 
 
-def _device(spec: str) -> torch.device:
-    if spec == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(spec)
-    except RuntimeError:
-        raise UserInputError(f"unknown device {spec!r}: use cpu, cuda, cuda:N or auto") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UserInputError("--device cuda was asked for, but no CUDA GPU is available")
-    return device
-
-
 def classify(model: nn.Module, images: list[str], batch_size: int = 16,
              device: torch.device | None = None) -> list[dict[str, Any]]:
     """Per image, in order: {path, top5: [{class, prob}]} or {path, error}."""
@@ -150,7 +139,7 @@ def render_table(results: list[dict[str, Any]]) -> str:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     model = load_for_predict(args.model, args.weights)
-    results = classify(model, args.images, args.batch_size, _device(args.device))
+    results = classify(model, args.images, args.batch_size, resolve_device(args.device))
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"convzoo predict: {r['path']}: {r['error']} (skipped)", file=sys.stderr)

@@ -45,6 +45,7 @@ from torch import nn
 
 from ..layers.activations import ActSpec, make_act
 from ..layers.conv import ConvNormAct
+from ..layers.init import he_init, linear_normal
 from ..layers.mbconv import InvertedResidual, make_divisible
 from ..registry import register_model
 from .base import ClassifierHead, ConvNet, Paper, pool_flatten
@@ -116,7 +117,7 @@ class MobileNetV1(ConvNet):
             ch = out
         self.stages = nn.ModuleList(nn.Sequential(*s) for s in stages)
         self.head = ClassifierHead(pool_flatten(), ch, num_classes, dropout)
-        _init_weights(self)
+        he_init(self, linear_normal(0.01))
 
 
 # --------------------------------------------------------------------------------------------
@@ -190,20 +191,13 @@ class MobileNetV2(ConvNet):
         self.stages = nn.ModuleList(stages)
         last = make_divisible(layout.last_channels * max(1.0, width_mult))
         self.head = ClassifierHead(_conv_head(ch, last, act), last, num_classes, dropout)
-        _init_weights(self)
+        he_init(self, linear_normal(0.01))
 
     def key_map(self, source: str) -> dict[str, str | None]:
         """torchvision: `features` = stem, the blocks one after another, the last conv."""
         if source != "torchvision":
             return super().key_map(source)
-        m: dict[str, str | None] = {"features.0.0.": "stem.conv.", "features.0.1.": "stem.bn."}
-        i = 1
-        for s, stage in enumerate(self.stages):
-            for j, block in enumerate(stage):
-                m.update(_v2_block_map(f"features.{i}.conv.", f"stages.{s}.{j}.", block))
-                i += 1
-        m[f"features.{i}.0."] = "head.pre.conv.conv."
-        m[f"features.{i}.1."] = "head.pre.conv.bn."
+        m = _features_map(self.stages, "conv.", _v2_block_map)
         m["classifier.1."] = "head.fc."
         return m
 
@@ -340,39 +334,16 @@ class MobileNetV3(ConvNet):
         pre.add_module("fc1", nn.Linear(head_conv, head_fc))
         pre.add_module("act1", make_act(nl("HS")))
         self.head = ClassifierHead(pre, head_fc, num_classes, dropout)
-        _init_weights(self)
+        he_init(self, linear_normal(0.01))
 
     def key_map(self, source: str) -> dict[str, str | None]:
         """torchvision: `features` = stem, each block, the last conv; `classifier` = fc, fc."""
         if source != "torchvision":
             return super().key_map(source)
-        m: dict[str, str | None] = {"features.0.0.": "stem.conv.", "features.0.1.": "stem.bn."}
-        i = 1
-        for s, stage in enumerate(self.stages):
-            for j, block in enumerate(stage):
-                m.update(mbconv_map(f"features.{i}.block.", f"stages.{s}.{j}.", block))
-                i += 1
-        m[f"features.{i}.0."] = "head.pre.conv.conv."
-        m[f"features.{i}.1."] = "head.pre.conv.bn."
+        m = _features_map(self.stages, "block.", mbconv_map)
         m["classifier.0."] = "head.pre.fc1."
         m["classifier.3."] = "head.fc."
         return m
-
-
-def _init_weights(model: nn.Module) -> None:
-    # He init for convolutions, as the TensorFlow and torchvision MobileNets do; small normal
-    # weights for the fully connected layers.
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            nn.init.kaiming_normal_(m.weight, mode="fan_out")
-            if m.bias is not None:
-                nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, 0, 0.01)
-            nn.init.zeros_(m.bias)
 
 
 def _v3(layout: V3Layout, tv: str, **kw) -> MobileNetV3:
@@ -414,3 +385,16 @@ def mobilenet_v3_large(**kw) -> MobileNetV3:
 @register_model
 def mobilenet_v3_small(**kw) -> MobileNetV3:
     return _v3(V3_SMALL, "mobilenet_v3_small", **kw)
+
+
+def _features_map(stages: nn.ModuleList, inner: str, block_map) -> dict[str, str | None]:
+    """torchvision's `features`: the stem, every block in order, then the last 1x1 conv."""
+    m: dict[str, str | None] = {"features.0.0.": "stem.conv.", "features.0.1.": "stem.bn."}
+    i = 1
+    for s, stage in enumerate(stages):
+        for j, block in enumerate(stage):
+            m.update(block_map(f"features.{i}.{inner}", f"stages.{s}.{j}.", block))
+            i += 1
+    m[f"features.{i}.0."] = "head.pre.conv.conv."
+    m[f"features.{i}.1."] = "head.pre.conv.bn."
+    return m

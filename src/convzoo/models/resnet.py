@@ -43,6 +43,7 @@ from torch import nn
 from ..errors import UserInputError
 from ..layers import ConvNormAct, SqueezeExcite, make_norm
 from ..layers.activations import ActSpec, make_act
+from ..layers.init import he_init
 from ..registry import register_model
 from ..tables import Table, human
 from .base import ClassifierHead, ConvNet, Paper, pool_flatten
@@ -209,15 +210,7 @@ class ResNet(ConvNet):
             stages.append(nn.Sequential(*blocks))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(pool_flatten(), ch, self.num_classes, dropout)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     @property
     def _torchvision_layout(self) -> bool:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..layers import LRN, ConvNormAct
 from ..layers.activations import ActSpec, make_act
+from ..layers.init import he_init, linear_normal
 from ..registry import register_model
 from .base import ClassifierHead, ConvNet, Paper
 
@@ -103,18 +104,9 @@ class VGG(ConvNet):
             fc7=nn.Linear(hidden, hidden), act7=make_act(act),
         ))
         self.head = ClassifierHead(pre, hidden, num_classes, dropout)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         # The paper initialised deep columns from a trained A; from scratch, He init (as
         # torchvision does) lets every column train.
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                nn.init.zeros_(m.bias) if m.bias is not None else None
-            elif isinstance(m, nn.Linear):
-                nn.init.normal_(m.weight, 0, 0.01)
-                nn.init.zeros_(m.bias)
+        he_init(self, linear_normal(0.01))
 
     @property
     def weight_sources(self) -> tuple[str, ...]:

@@ -41,6 +41,7 @@ from torch import nn
 
 from ..layers import ConvNormAct, SeparableConv2d
 from ..layers.activations import ActSpec, make_act
+from ..layers.init import he_init
 from ..registry import register_model
 from .base import ClassifierHead, ConvNet, Paper, pool_flatten
 
@@ -153,15 +154,7 @@ class Xception(ConvNet):
             stages.append(nn.Sequential(*layers))
         self.stages = nn.ModuleList(stages)
         self.head = ClassifierHead(pool_flatten(), ch, num_classes, dropout)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        he_init(self)
 
     def key_map(self, source: str) -> dict[str, str | None]:
         """timm numbers the blocks block1 ... block12 and the last two convolutions conv3, conv4;
