@@ -118,7 +118,8 @@ def run_transfer(
                               schedule="cosine", weight_decay=1e-4, momentum=0.9,
                               device=str(dev), seed=seed, input_size=size,
                               mean=list(mean), std=list(std), plots=False,
-                              tensorboard=False, out=str(out / f"{method}-{k}"))
+                              tensorboard=False, out=str(out / f"{method}-{k}"),
+                              eval_every=epochs)  # scored once, at the end
             if method == "partial":
                 model = load_source(source, weights).model
                 new_head(model, data.classes, src.class_names)
