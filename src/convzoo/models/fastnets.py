@@ -6,8 +6,7 @@ map -- with two basic blocks per stage and four times the paper's widths: 64/128
 (32/64/128 for `_s`). Shortcuts are 1x1 projections (option B) where the shape changes,
 since the first block widens 16 -> 64 channels. Input 1x28x28, 10 classes: Fashion-MNIST as
 stored, no resizing. It is what the `fashion_mnist` recipe trains, aiming at 94% test accuracy
-in 10 epochs on a GPU (a plain-PyTorch probe of this layout reached 94.2%; convzoo's own run is
-`benchmarks/gpu_fashion_mnist.py`).
+in 10 epochs on a GPU, which `benchmarks/gpu_fashion_mnist.py` measures.
 """
 
 from __future__ import annotations
