@@ -51,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "  convzoo train lenet5 --data fashion-mnist --epochs 5 --device cpu\n"
                     "  convzoo train resnet20 --recipe resnet_cifar --data cifar10\n"
                     "  convzoo train --resume runs/resnet20-cifar10-20250101-120000\n"
+                    "  torchrun --nproc_per_node=8 -m convzoo train resnet50 "
+                    "--recipe resnet_imagenet --data imagefolder:/data/imagenet\n"
+                    "    (DDP, one process per GPU; --batch-size is per process)\n"
                     "  convzoo train resnet_fmnist --recipe fashion_mnist --set lr=0.3"))
     p.add_argument("model", nargs="?", help="registered model name (see `convzoo list`)")
     p.add_argument("--recipe", metavar="FILE|NAME",
@@ -127,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None]:
 def cmd_train(args: argparse.Namespace) -> int:
     import torch
 
+    from ..train.distributed import is_main
     from ..train.loop import fit
     from ..train.progress import Progress
 
@@ -134,6 +138,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet))
+    if not is_main():  # under torchrun, rank 0 reports for all
+        return 0
     test = summary.get("test")
     if test:
         emit(f"{cfg.model} on {summary['data']}: test top-1 accuracy {test['top1']:.4f} "

@@ -11,6 +11,10 @@ Choices:
   each auxiliary loss is added with weight `aux_weight` (0.3, the paper's).
 - Evaluation accuracy is a fraction; error = 1 - accuracy. Flip TTA averages the logits of an
   image and its mirror.
+- Under torchrun (see `distributed`) the model is wrapped in DDP; every process evaluates its
+  share of the split with the unwrapped model and rank 0's BatchNorm statistics, and the
+  counts are summed, so all processes agree on the result (and on a plateau schedule's step).
+  The NaN check is collective, so every process stops at the same step.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConvzooError, UserInputError
+from . import distributed as dd
 from .config import TrainConfig
 from .progress import Progress
 from .schedules import Schedule, make_optimizer
@@ -156,17 +161,22 @@ def train_one_epoch(model: nn.Module, batches: Any, optimizer: torch.optim.Optim
             first_bad = torch.where(~torch.isfinite(loss) & (first_bad < 0), state.step,
                                     first_bad)
             if (i + 1) % check_every == 0 or i + 1 == total:
-                _check_finite(first_bad, state.step, i, total, epoch)
+                _check_finite(dd.first_bad_step(first_bad), state.step, i, total, epoch)
                 if progress and ((i + 1) % max(1, cfg.log_every) == 0 or i + 1 == total):
                     dt = time.perf_counter() - t0
                     progress.update(i + 1, loss=float(loss), lr=schedule.lr,
                                     img_s=seen / max(dt, 1e-9))
         if seen:  # the steps since the last check (a max_steps stop mid-epoch)
-            _check_finite(first_bad, state.step, i, total, epoch)
+            _check_finite(dd.first_bad_step(first_bad), state.step, i, total, epoch)
     finally:
         if progress:
             progress.stop()
     dt = time.perf_counter() - t0
+    if dd.active():  # the epoch's figures over every process
+        sums = torch.stack([loss_sum.double(), correct.double(),
+                            torch.tensor(float(seen), device=device, dtype=torch.float64)])
+        dd.all_reduce_sum_(sums)
+        loss_sum, correct, seen = sums[0], sums[1], int(sums[2])
     seen = max(seen, 1)
     return {"loss": float(loss_sum) / seen, "top1": float(correct) / seen, "lr": schedule.lr,
             "images_per_s": seen / max(dt, 1e-9), "seconds": dt, "images": seen}
@@ -182,8 +192,9 @@ def _check_finite(first_bad: torch.Tensor, step: int, i: int, total: int, epoch:
 
 def warm_up(net: nn.Module, model: nn.Module, cfg: TrainConfig, input_size: tuple,
             device: torch.device, amp: torch.dtype | None, channels_last: bool,
-            eval_sizes: tuple[int, int]) -> float:
-    """Compile `net` for the shapes it will see, then put back the weights and RNG state.
+            eval_sizes: tuple[int, int], eval_net: nn.Module | None = None) -> float:
+    """Compile `net` (and `eval_net`, which evaluates, if it is another module) for the shapes
+    they will see, then put back the weights and RNG state.
 
     Returns the seconds it took, which a run reports apart from its training time.
     """
@@ -204,12 +215,14 @@ def warm_up(net: nn.Module, model: nn.Module, cfg: TrainConfig, input_size: tupl
     loss.backward()
     net.zero_grad(set_to_none=True)
     bs, n = eval_sizes
+    ev = eval_net if eval_net is not None else net
     with torch.no_grad(), autocast(device, amp):
-        net.eval()
+        ev.eval()
         for size in {bs, n % bs} - {0}:
-            net(batch(size))
+            ev(batch(size))
             if cfg.tta_flip:
-                net(batch(size).flip(-1))
+                ev(batch(size).flip(-1))
+    ev.train()
     net.train()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -246,11 +259,13 @@ class EvalResult:
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Any, num_classes: int, *, device: torch.device,
              amp: torch.dtype | None = None, tta_flip: bool = False,
-             logit_index: torch.Tensor | None = None) -> EvalResult:
+             logit_index: torch.Tensor | None = None, sharded: bool = False) -> EvalResult:
     """Top-1/top-5 accuracy, loss, per-class accuracy and confusion counts over `batches`.
 
     `logit_index` keeps only those logit columns (in label order), for evaluating a model on
-    a data set whose classes are a subset of its own.
+    a data set whose classes are a subset of its own. `sharded`: `batches` are this process's
+    share of the split (DDP); the counts are summed over the processes, so every process
+    gets the result over the whole split.
     """
     was_training = model.training
     model.eval()
@@ -274,6 +289,9 @@ def evaluate(model: nn.Module, batches: Any, num_classes: int, *, device: torch.
         conf.index_add_(0, cell, torch.ones_like(cell))  # unlike bincount, no host sync
         n += y.shape[0]
     model.train(was_training)
+    if sharded:
+        dd.all_reduce_sum_(conf, loss_sum, top5)
+        n = int(conf.sum())
     cm = conf.view(num_classes, num_classes).cpu()
     n = max(n, 1)
     rows = cm.sum(1).clamp(min=1)
@@ -333,13 +351,14 @@ def hold_out(split: Any, fraction: float, seed: int) -> tuple[Any, Any]:
 
 def loader(split: Any, ds: Any, cfg: TrainConfig, *, train: bool, device: torch.device,
            input_size: tuple[int, int, int], epoch: int, channels_last: bool,
-           batch_size: int | None = None) -> Any:
+           batch_size: int | None = None, ddp: dd.Dist | None = None) -> Any:
     from ..data.loader import make_loader
 
     return make_loader(split, batch_size=batch_size or cfg.batch_size, train=train,
                        device=device, input_size=input_size, mean=ds.mean, std=ds.std,
                        augment=make_augment(cfg.augment) if train else None, seed=cfg.seed,
-                       epoch=epoch, workers=cfg.workers, channels_last=channels_last)
+                       epoch=epoch, workers=cfg.workers, channels_last=channels_last,
+                       rank=ddp.rank if ddp else 0, world_size=ddp.world_size if ddp else 1)
 
 
 # ---- the run -------------------------------------------------------------------------------
@@ -381,14 +400,35 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
 
     `model`, a model already built (fine-tuning: source weights loaded, head replaced), is used
     instead of building `cfg.model`; with `cfg.finetune` set, only the groups the mode names
-    train, at their own rates. `extra_meta` goes into checkpoint.json and summary.json."""
+    train, at their own rates. `extra_meta` goes into checkpoint.json and summary.json.
+
+    Under torchrun (WORLD_SIZE > 1) every process calls this: the model trains with DDP, each
+    process on its share of every epoch (the batch size is per process), evaluation is sharded
+    and summed, and only rank 0 writes files and prints."""
+    ddp = None
+    if dd.launched():
+        cfg.validate()
+        ddp = dd.init_from_env(resolve_device(cfg.device))
+    try:
+        return _fit(cfg, ddp, resume=resume, data=data, progress=progress, model=model,
+                    extra_meta=extra_meta)
+    finally:
+        dd.cleanup(ddp)
+
+
+def _fit(cfg: TrainConfig, ddp: dd.Dist | None, *, resume: str | Path | None, data: Any,
+         progress: Progress | None, model: nn.Module | None,
+         extra_meta: dict[str, Any] | None) -> dict[str, Any]:
     from . import checkpoint as ck
     from .metrics import RunLog, write_json
 
     t_start = time.perf_counter()
     cfg.validate()
+    main = ddp is None or ddp.rank == 0
     progress = progress or Progress()
-    device = resolve_device(cfg.device)
+    if not main:
+        progress = Progress(enabled=False)
+    device = ddp.device if ddp is not None else resolve_device(cfg.device)
     amp = resolve_amp(cfg.amp, device)
     channels_last = cfg.channels_last if cfg.channels_last is not None else device.type == "cuda"
     if device.type == "cuda":
@@ -449,7 +489,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     optimizer = make_optimizer(model, cfg, groups)
 
     first = loader(train_split, data, cfg, train=True, device=device, input_size=input_size,
-                   epoch=0, channels_last=channels_last)
+                   epoch=0, channels_last=channels_last, ddp=ddp)
     spe = len(first)
     if spe == 0:
         raise UserInputError(f"the training set has fewer images than one batch "
@@ -478,12 +518,19 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         ck.set_rng_state(ts["rng"])
         progress.line(f"resuming {out} at epoch {state.epoch}, step {state.step}")
 
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "config.json", cfg.to_dict())
-    runlog = RunLog(out, state.history, tensorboard=cfg.tensorboard,
-                    purge_step=state.epoch + 1 if ckpt is not None else None)
-    net = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
+    runlog = None
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
+        write_json(out / "config.json", cfg.to_dict())
+        runlog = RunLog(out, state.history, tensorboard=cfg.tensorboard,
+                        purge_step=state.epoch + 1 if ckpt is not None else None)
+    # DDP inside torch.compile, as torch advises; checkpoints hold the unwrapped `model`
+    train_net = dd.wrap(model, ddp) if ddp is not None else model
+    net = torch.compile(train_net, mode=cfg.compile_mode) if cfg.compile else train_net
     eval_net = ema.module if ema is not None else net
+    if ddp is not None and ema is None:  # evaluate without DDP: no collectives per batch
+        eval_net = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
+    dd.decorrelate_rng(ddp)
 
     meta_base = {
         "model": cfg.model, "model_args": getattr(model, "model_args", {}),
@@ -503,7 +550,14 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
 
     def eval_loader(split: Any) -> Any:
         return loader(split, data, cfg, train=False, device=device, input_size=input_size,
-                      epoch=0, channels_last=channels_last, batch_size=max(cfg.batch_size, 256))
+                      epoch=0, channels_last=channels_last, batch_size=max(cfg.batch_size, 256),
+                      ddp=ddp)
+
+    def run_eval(split: Any) -> EvalResult:
+        if ddp is not None:  # every process evaluates rank 0's weights and statistics
+            dd.broadcast_buffers_(ema.module if ema is not None else model)
+        return evaluate(eval_net, eval_loader(split), len(classes), device=device, amp=amp,
+                        tta_flip=cfg.tta_flip, sharded=ddp is not None)
 
     status, message, last_eval = "completed", "", None
     train_s = 0.0
@@ -513,7 +567,9 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     try:
         if cfg.compile:
             compile_s = warm_up(net, model, cfg, input_size, device, amp, channels_last,
-                                eval_sizes=(max(cfg.batch_size, 256), len(eval_split)))
+                                eval_sizes=(max(cfg.batch_size, 256),
+                                            dd.shard_len(len(eval_split), ddp)),
+                                eval_net=eval_net if ddp is not None else None)
             progress.line(f"torch.compile: {compile_s:.1f} s to compile (not counted as "
                           "training time)")
         for epoch in range(state.epoch, cfg.epochs):
@@ -524,7 +580,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
                 break
             batches = first if epoch == 0 else loader(
                 train_split, data, cfg, train=True, device=device, input_size=input_size,
-                epoch=epoch, channels_last=channels_last)
+                epoch=epoch, channels_last=channels_last, ddp=ddp)
             tr = train_one_epoch(net, batches, optimizer, schedule, cfg, state, device=device,
                                  amp=amp, ema=ema, progress=progress, epoch=epoch)
             train_s += tr["seconds"]
@@ -534,8 +590,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
                                                   and state.step >= cfg.max_steps)
             ev = None
             if final or state.epoch % max(1, cfg.eval_every) == 0:
-                ev = evaluate(eval_net, eval_loader(eval_split), len(classes), device=device,
-                              amp=amp, tta_flip=cfg.tta_flip)
+                ev = run_eval(eval_split)
                 last_eval = ev
             schedule.after_epoch(ev.err1 if ev is not None else None)
             row = {"epoch": state.epoch, "step": state.step, "lr": tr["lr"],
@@ -546,6 +601,9 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
             is_best = ev is not None and ev.top1 > state.best_top1
             if is_best:
                 state.best_top1, state.best_epoch = ev.top1, state.epoch
+            if runlog is None:
+                state.history.append(row)
+                continue
             runlog.log_epoch(row)  # appends to state.history
             meta = {**meta_base, "epoch": state.epoch, "step": state.step, "metrics": row,
                     "best_top1": state.best_top1, "best_epoch": state.best_epoch,
@@ -571,8 +629,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         if eval_name == "test" and last_eval is not None and status == "completed":
             test = last_eval
         elif status == "completed":
-            test = evaluate(eval_net, eval_loader(data.test), len(classes), device=device,
-                            amp=amp, tta_flip=cfg.tta_flip)
+            test = run_eval(data.test)
     summary = {
         "model": cfg.model, "data": cfg.data or data.name, "status": status,
         "epochs": state.epoch, "steps": state.step, "best_epoch": state.best_epoch,
@@ -586,12 +643,15 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         "versions": ck.versions(),
         **{k: v for k, v in meta_base.items() if k in ("finetune", *(extra_meta or {}))},
     }
+    if ddp is not None:
+        summary["processes"] = ddp.world_size
     if message:
         summary["message"] = message
-    write_json(out / "summary.json", summary)
-    if cfg.plots:
-        runlog.plots()
-    runlog.close()
+    if runlog is not None:
+        write_json(out / "summary.json", summary)
+        if cfg.plots:
+            runlog.plots()
+        runlog.close()
     if status == "diverged":
         raise TrainingDiverged(message)
     if status == "interrupted":

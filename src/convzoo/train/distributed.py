@@ -1,0 +1,132 @@
+"""Data-parallel training (DDP) over the processes torchrun starts, on one machine or many.
+
+torchrun sets WORLD_SIZE, RANK and LOCAL_RANK; with WORLD_SIZE > 1 a run joins the process
+group (NCCL on CUDA, one GPU per process: cuda:LOCAL_RANK; gloo on the CPU), wraps its model in
+DistributedDataParallel and trains on its share of every epoch. Everything here is a no-op
+when there is one process, so a single-process run does exactly what it did before.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import UserInputError
+
+try:
+    import torch.distributed as dist
+except ImportError:  # a torch built without distributed support
+    dist = None  # type: ignore[assignment]
+
+
+@dataclass(frozen=True)
+class Dist:
+    rank: int
+    local_rank: int
+    world_size: int
+    device: torch.device
+    owned: bool  # this run created the process group, so it also destroys it
+
+
+def launched() -> bool:
+    """Whether this process is one of several started by torchrun."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def active() -> bool:
+    """Whether a process group of more than one process is up."""
+    return (dist is not None and dist.is_available() and dist.is_initialized()
+            and dist.get_world_size() > 1)
+
+
+def rank() -> int:
+    if active():
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main() -> bool:
+    """Rank 0 writes files and prints; the other processes stay quiet."""
+    return rank() == 0
+
+
+def init_from_env(device: torch.device) -> Dist | None:
+    """Join torchrun's process group; returns None for a single-process run.
+
+    `device` is the one asked for; on CUDA each process takes the GPU of its LOCAL_RANK."""
+    if not launched():
+        return None
+    if dist is None or not dist.is_available():
+        raise UserInputError("WORLD_SIZE > 1 but this torch has no torch.distributed; "
+                             "run without torchrun or install a torch that has it")
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            raise UserInputError(f"LOCAL_RANK {local_rank} but only {torch.cuda.device_count()} "
+                                 "GPUs: lower --nproc_per_node")
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    owned = not dist.is_initialized()
+    if owned:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, owned)
+
+
+def cleanup(ctx: Dist | None) -> None:
+    if ctx is not None and ctx.owned and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def wrap(model: nn.Module, ctx: Dist) -> nn.Module:
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def all_reduce_sum_(*tensors: torch.Tensor) -> None:
+    """Sum each tensor over the processes, in place."""
+    if active():
+        for t in tensors:
+            dist.all_reduce(t)
+
+
+def first_bad_step(first_bad: torch.Tensor) -> torch.Tensor:
+    """The earliest step (or -1) at which any process saw a non-finite loss. Collective, so
+    every process stops at the same check and none waits for the others forever."""
+    if not active():
+        return first_bad
+    never = torch.iinfo(torch.long).max
+    t = torch.where(first_bad < 0, never, first_bad)
+    dist.all_reduce(t, op=dist.ReduceOp.MIN)
+    return torch.where(t == never, -1, t)
+
+
+def broadcast_buffers_(module: nn.Module) -> None:
+    """Copy rank 0's buffers to every process. DDP keeps the parameters (and so their EMA)
+    equal, but each process updates BatchNorm statistics from its own batches; evaluation
+    uses rank 0's, which are the ones the checkpoint holds."""
+    if active():
+        for t in module.buffers():
+            dist.broadcast(t.data, 0)
+
+
+def decorrelate_rng(ctx: Dist | None) -> None:
+    """Give each process its own random stream (dropout, stochastic depth) from here on;
+    rank 0 keeps the stream a single-process run would have."""
+    if ctx is None or ctx.rank == 0:
+        return
+    seed = int(torch.randint(0, 2**62, ())) + ctx.rank
+    random.seed(seed)
+    torch.manual_seed(seed)  # every CUDA device too
+
+
+def shard_len(n: int, ctx: Dist | None) -> int:
+    """How many of n evaluation samples this process takes (see data.loader.shard)."""
+    if ctx is None:
+        return n
+    return len(range(ctx.rank, n, ctx.world_size))
