@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..errors import ConvzooError
 
 # Modules of subcommands, in the order `convzoo --help` lists them.
-COMMANDS = ("models", "calc", "train", "predict", "transfer")
+COMMANDS = ("models", "calc", "train", "predict", "transfer", "viz")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -91,6 +91,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", default="runs/transfer", metavar="DIR")
     q.set_defaults(func=cmd_experiment)
 
+    from .experiments import add_experiments
+
+    add_experiments(kinds)
+
 
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..data.augment import adaptation

@@ -1,0 +1,95 @@
+"""`convzoo experiment activations` and `convzoo experiment degradation` (the `experiment`
+command itself, and its `transfer` kind, live in cli/transfer.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .common import emit, formatter
+
+
+def add_experiments(kinds: argparse._SubParsersAction) -> None:
+    from ..experiments.activations import ACTIVATIONS
+    from ..experiments.degradation import PAPER_SETTING
+
+    q = kinds.add_parser(
+        "activations", help="why ReLU: one net trained with each activation function",
+        description="The same small network (same initial weights, data order and budget) "
+        "trained with each activation; records the training loss per epoch, the test "
+        "accuracy and the gradient norm reaching each layer at initialisation.",
+        **formatter("example:\n  convzoo experiment activations --data digits "
+                    "--act sigmoid,tanh,relu --depth 9 --epochs 20"))
+    q.add_argument("--data", default="digits", metavar="NAME",
+                   help="a data set (default: digits, 8x8, offline)")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--act", default=",".join(ACTIVATIONS), metavar="A,A,...",
+                   help=f"activations (default: {','.join(ACTIVATIONS)})")
+    q.add_argument("--model", default="plain_fc", metavar="NAME",
+                   help="the network (default: plain_fc; lenet5_modern for a conv net)")
+    q.add_argument("--depth", type=int, metavar="N", help="hidden layers after the first, for "
+                   "plain_fc, highway_fc, plain_conv, highway_conv (default for plain_fc: 9)")
+    q.add_argument("--epochs", type=int, default=20, metavar="N")
+    q.add_argument("--lr", type=float, default=0.01, metavar="X",
+                   help="SGD with momentum 0.9 at a constant rate (default 0.01)")
+    q.add_argument("--batch-size", type=int, default=64, metavar="N")
+    q.add_argument("--device", default="cpu", metavar="cpu|cuda|auto")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="runs/experiment-activations", metavar="DIR")
+    q.set_defaults(func=cmd_activations)
+
+    q = kinds.add_parser(
+        "degradation", help="plain vs residual nets of growing depth (He et al. Figure 6)",
+        description="Plain and residual networks of each depth trained with the same budget; "
+        "records training loss and error per epoch. The defaults finish in a few minutes on "
+        f"a 2-core CPU; {PAPER_SETTING} (--data cifar10 --depths 20,32,44,56 --epochs 182).",
+        **formatter("examples:\n  convzoo experiment degradation --data mnist5k "
+                    "--depths 8,20,56 --epochs 4\n"
+                    "  convzoo experiment degradation --family highway --data mnist5k "
+                    "--depths 10,50 --epochs 10"))
+    q.add_argument("--data", default="mnist5k", metavar="NAME",
+                   help="a data set (default: mnist5k, 28x28 padded to the CIFAR nets' 32x32)")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--family", choices=("resnet", "highway"), default="resnet",
+                   help="resnet: CIFAR ResNets (6n+2 layers) vs plain twins; highway: "
+                        "highway_fc vs plain_fc (layers in all)")
+    q.add_argument("--depths", default="8,20,56", metavar="D,D,...")
+    q.add_argument("--epochs", type=int, default=4, metavar="N")
+    q.add_argument("--lr", type=float, metavar="X",
+                   help="initial rate (default: 0.1 for resnet, 0.01 for highway)")
+    q.add_argument("--batch-size", type=int, default=128, metavar="N")
+    q.add_argument("--device", default="cpu", metavar="cpu|cuda|auto")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="runs/experiment-degradation", metavar="DIR")
+    q.set_defaults(func=cmd_degradation)
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    from ..data.catalog import load_dataset
+    from ..experiments.activations import result_table, run_activations
+    from ..experiments.common import parse_list
+
+    acts = tuple(parse_list(args.act, "--act"))
+    depth = args.depth if args.depth is not None else (9 if args.model == "plain_fc" else None)
+    data = load_dataset(args.data, args.data_dir, seed=args.seed)
+    result = run_activations(data, Path(args.out), acts=acts, model=args.model, depth=depth,
+                             epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                             device=args.device, seed=args.seed, log=emit)
+    emit(result_table(result).render("table"))
+    emit(f"written: {args.out}/activations.json, .md, .png")
+    return 0
+
+
+def cmd_degradation(args: argparse.Namespace) -> int:
+    from ..data.catalog import load_dataset
+    from ..experiments.common import parse_list
+    from ..experiments.degradation import result_table, run_degradation
+
+    depths = tuple(parse_list(args.depths, "--depths", int))
+    data = load_dataset(args.data, args.data_dir, seed=args.seed)
+    result = run_degradation(data, Path(args.out), depths=depths, family=args.family,
+                             epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                             device=args.device, seed=args.seed, log=emit)
+    emit(result_table(result).render("table"))
+    emit(f"written: {args.out}/degradation.json, .md, .png")
+    return 0

@@ -1,0 +1,87 @@
+"""`convzoo viz filters` and `convzoo viz activations`: PNG pictures of a network."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import emit, formatter
+
+_SOURCE_HELP = ("a registered model name (random weights unless --weights), or a training run "
+                "directory or checkpoint")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("viz", help="pictures: a layer's filters, an image's activation maps")
+    kinds = p.add_subparsers(dest="picture", metavar="PICTURE", required=True)
+
+    q = kinds.add_parser(
+        "filters", help="a convolution's filters as a PNG grid (default: the first conv)",
+        **formatter("examples:\n"
+                    "  convzoo viz filters efficientnet_lite0 --weights imagenet "
+                    "--out filters.png\n"
+                    "  convzoo viz filters runs/lenet5_modern-mnist --layer stage1 "
+                    "--out lenet.png"))
+    q.add_argument("source", metavar="MODEL_OR_RUN", help=_SOURCE_HELP)
+    q.add_argument("--weights", metavar="W", help="'imagenet' (efficientnet_lite0) or a "
+                   "weights file (.safetensors, .pth)")
+    q.add_argument("--layer", metavar="NAME", help="a Conv2d's name, or a group (stem, "
+                   "stage2, ...) meaning its first convolution")
+    q.add_argument("--max-filters", type=int, default=64, metavar="N")
+    q.add_argument("--scale", type=int, metavar="S",
+                   help="pixels per weight (default: a kernel is about 32 pixels across)")
+    q.add_argument("--out", required=True, metavar="FILE.png")
+    q.set_defaults(func=cmd_filters)
+
+    q = kinds.add_parser(
+        "activations", help="one image's activation maps at a layer (the first K channels)",
+        **formatter("examples:\n"
+                    "  convzoo viz activations efficientnet_lite0 cat.jpg --weights imagenet "
+                    "--layer stage2 --out maps.png\n"
+                    "  convzoo viz activations runs/lenet5_modern-mnist digit.png "
+                    "--out maps.png"))
+    q.add_argument("source", metavar="MODEL_OR_RUN", help=_SOURCE_HELP)
+    q.add_argument("image", metavar="IMAGE")
+    q.add_argument("--weights", metavar="W")
+    q.add_argument("--layer", metavar="NAME", help="a group (stem, stage2, ...) or any module's "
+                   "name (default: stem)")
+    q.add_argument("--channels", type=int, default=32, metavar="K",
+                   help="how many channels to draw (default 32)")
+    q.add_argument("--scale", type=int, metavar="S", help="pixels per activation")
+    q.add_argument("--out", required=True, metavar="FILE.png")
+    q.set_defaults(func=cmd_activations)
+
+
+def _positive(value: int | None, flag: str) -> None:
+    from ..errors import UserInputError
+
+    if value is not None and value < 1:
+        raise UserInputError(f"{flag} must be at least 1, got {value}")
+
+
+def cmd_filters(args: argparse.Namespace) -> int:
+    from ..viz.filters import draw_filters
+    from ..viz.source import load_model
+
+    _positive(args.max_filters, "--max-filters")
+    _positive(args.scale, "--scale")
+    model, what = load_model(args.source, args.weights)
+    pic = draw_filters(model, args.out, args.layer, args.scale, args.max_filters)
+    shape = "x".join(map(str, pic.weight_shape))
+    emit(f"{pic.path}: {pic.shown} filters of {pic.layer} (weight {shape}) of {what}, "
+         f"{pic.size[0]}x{pic.size[1]} pixels")
+    return 0
+
+
+def cmd_activations(args: argparse.Namespace) -> int:
+    from ..viz.activations import draw_activations
+    from ..viz.source import load_model
+
+    _positive(args.channels, "--channels")
+    _positive(args.scale, "--scale")
+    model, what = load_model(args.source, args.weights)
+    pic = draw_activations(model, args.image, args.out, args.layer, args.channels, args.scale)
+    shape = "x".join(map(str, pic.shape))
+    emit(f"{pic.path}: {pic.shown} of {pic.shape[0]} channels at {pic.layer} (output {shape}) "
+         f"of {what}; mean {pic.mean:.3g}, {100 * pic.zero_fraction:.1f}% zeros; "
+         f"{pic.size[0]}x{pic.size[1]} pixels")
+    return 0

@@ -1,0 +1,96 @@
+"""What the lectures' training experiments share: one configuration for every arm, the loss
+recorded every few steps, the gradient reaching each layer at initialisation, the outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import UserInputError
+from ..train.progress import Progress
+
+
+class LossRecorder(Progress):
+    """A silent progress display that keeps (epoch as a fraction, batch loss) at each update."""
+
+    def __init__(self, log=None) -> None:
+        super().__init__(enabled=False)
+        self.points: list[tuple[float, float]] = []
+        self._epoch = 0
+        self._log = log
+
+    def start(self, title: str, total: int) -> None:
+        super().start(title, total)
+        self._epoch = int(title.split()[1].split("/")[0]) - 1
+
+    def update(self, done: int, *, loss: float, lr: float, img_s: float) -> None:
+        self.points.append((round(self._epoch + done / max(self._total, 1), 4), loss))
+
+    def line(self, text: str) -> None:
+        if self._log is not None and text.startswith("epoch "):
+            self._log(f"    {text}")
+
+
+def parse_list(text: str, what: str, kind: type = str) -> list:
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise UserInputError(f"{what} is empty; give a comma-separated list")
+    try:
+        return [kind(t) for t in items]
+    except ValueError:
+        raise UserInputError(f"{what} takes a comma-separated list of numbers, not {text!r}") \
+            from None
+
+
+def layer_weights(model: nn.Module) -> list[tuple[str, nn.Parameter]]:
+    """The weight matrices and kernels from input to output (biases and norms left out)."""
+    return [(n, p) for n, p in model.named_parameters()
+            if p.dim() >= 2 and not n.endswith("t.weight")]
+
+
+def init_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[dict[str, Any]]:
+    """The gradient norm of the loss on one batch for each layer's weights, before training:
+    with saturating activations it shrinks layer by layer on the way back to the input."""
+    model.train()
+    model.zero_grad(set_to_none=True)
+    out = model(x)
+    logits = out if isinstance(out, torch.Tensor) else out.logits
+    torch.nn.functional.cross_entropy(logits.float(), y).backward()
+    norms = [{"layer": n, "grad_norm": float(p.grad.norm()) if p.grad is not None else 0.0}
+             for n, p in layer_weights(model)]
+    model.zero_grad(set_to_none=True)
+    return norms
+
+
+def first_batch(data: Any, input_size: tuple[int, int, int], batch_size: int,
+                seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..data.loader import make_loader
+
+    batches = make_loader(data.train, batch_size=batch_size, train=False, device="cpu",
+                          input_size=input_size, mean=data.mean, std=data.std, augment=None,
+                          seed=seed, epoch=0)
+    return next(iter(batches))
+
+
+def write_outputs(out: Path, stem: str, result: dict[str, Any], table: Any) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{stem}.json", out / f"{stem}.md"]
+    paths[0].write_text(json.dumps(result, indent=2) + "\n")
+    paths[1].write_text(table.render("markdown") + "\n")
+    return paths
+
+
+def pyplot():
+    """matplotlib's pyplot on the file-only backend, or None where it is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    return plt

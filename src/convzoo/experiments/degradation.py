@@ -1,0 +1,186 @@
+"""The degradation experiment (He et al. 2016, section 4.2 and Figure 6): plain networks get
+worse as they get deeper, in training error, not only test error, so the cause is not
+overfitting but optimisation; the same networks with identity shortcuts get better.
+
+Arms, for each depth: the CIFAR-10 ResNet of section 4.2 (6n+2 layers, three stages of n basic
+blocks at 16, 32 and 64 filters, batch norm, shortcut option A) and its plain twin (the same
+layers without shortcuts); or, with `family="highway"`, the fully connected highway and plain
+nets of Srivastava et al. (figure 1 of "Training Very Deep Networks"). Every arm has the same
+seed, data order, optimiser and number of epochs.
+
+The paper trained on CIFAR-10's 45k images for 64k iterations of batch 128 (about 182 epochs),
+SGD with momentum 0.9, weight decay 1e-4, lr 0.1 divided by 10 at 32k and 48k iterations,
+depths 20, 32, 44, 56 (and 110). The defaults here are a CPU-sized version: MNIST's 5,000-image
+sample padded to 32x32, a few epochs, the same optimiser with the rate divided by 10 at half
+and three quarters of the budget.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.catalog import DataSet
+from ..errors import UserInputError
+from ..tables import Table
+from .common import LossRecorder, first_batch, init_grad_norms, pyplot, write_outputs
+
+FAMILIES = ("resnet", "highway")
+PAPER_SETTING = ("the paper: CIFAR-10 (45k training images), depths 20,32,44,56, 64k iterations "
+                 "of batch 128 (~182 epochs), lr 0.1 divided by 10 at 32k and 48k iterations, "
+                 "momentum 0.9, weight decay 1e-4")
+
+
+def build(family: str, depth: int, residual: bool, data: DataSet) -> tuple[nn.Module, str]:
+    """(model, its name) for one arm."""
+    from ..registry import create_model, list_models
+
+    c, h, w = data.image_size
+    k = data.num_classes
+    if family == "resnet":
+        from ..models.resnet import Arch, ResNet
+
+        if depth < 8 or (depth - 2) % 6:
+            raise UserInputError(f"CIFAR ResNets have 6n+2 layers (8, 14, 20, 32, 44, 56, ...), "
+                                 f"not {depth}")
+        name = f"{'resnet' if residual else 'plain'}{depth}"
+        args = {"num_classes": k, "in_channels": c}
+        if name in list_models():
+            return create_model(name, **args), name
+        # a depth the registry does not name (8, 14, 26, ...): the same family, built here
+        arch = Arch(depth, "basic", ((depth - 2) // 6,) * 3, (16, 32, 64), "cifar")
+        model = ResNet(arch, residual=residual, **args)
+        model.model_name, model.model_args = name, args  # what the training loop reads
+        return model, name
+    if depth < 2:
+        raise UserInputError(f"highway and plain nets need at least 2 layers, not {depth}")
+    if h != w:
+        raise UserInputError(f"the fully connected nets take square images; {data.name} has "
+                             f"{h}x{w}")
+    name = "highway_fc" if residual else "plain_fc"
+    model = create_model(name, num_classes=k, in_channels=c, depth=depth - 1, image_size=h)
+    return model, f"{'highway' if residual else 'plain'}-{depth}"
+
+
+def run_degradation(
+    data: DataSet, out: Path, *, depths: tuple[int, ...] = (8, 20, 56), family: str = "resnet",
+    epochs: int = 4, lr: float | None = None, batch_size: int = 128, device: str = "cpu",
+    seed: int = 0, log=print,
+) -> dict[str, Any]:
+    from ..train.config import TrainConfig
+    from ..train.loop import fit, model_input_size
+    from .activations import summary_history
+
+    if family not in FAMILIES:
+        raise UserInputError(f"unknown family {family!r}; choose {' or '.join(FAMILIES)}")
+    if epochs < 1:
+        raise UserInputError(f"--epochs must be at least 1, got {epochs}")
+    lr = lr if lr is not None else (0.1 if family == "resnet" else 0.01)
+    for d in depths:  # every depth is checked before anything trains
+        build(family, d, True, data)
+    rows: list[dict[str, Any]] = []
+    for depth in sorted(depths):
+        for residual in (False, True):
+            torch.manual_seed(seed)
+            model, name = build(family, depth, residual, data)
+            milestones = [epochs * 0.5, epochs * 0.75] if epochs >= 2 else []
+            cfg = TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
+                              batch_size=batch_size, momentum=0.9,
+                              weight_decay=1e-4 if family == "resnet" else 0.0,
+                              schedule="multistep" if milestones else "constant",
+                              milestones=milestones, gamma=0.1, device=device, seed=seed,
+                              plots=False, tensorboard=False, out=str(out / f"runs/{name}"),
+                              log_every=5)
+            x, y = first_batch(data, model_input_size(model, cfg), batch_size, seed)
+            grads = init_grad_norms(model, x, y)
+            params = sum(p.numel() for p in model.parameters())
+            log(f"{name}: {params:,} parameters")
+            recorder = LossRecorder(log)
+            t = time.perf_counter()
+            summary = fit(cfg, data=data, model=model, progress=recorder)
+            hist = summary_history(out / f"runs/{name}")
+            rows.append({
+                "name": name, "depth": depth, "residual": residual, "params": params,
+                "train_loss": [h["train_loss"] for h in hist],
+                "train_err": [1 - h["train_top1"] for h in hist],
+                "test_err_per_epoch": [None if h["val_top1"] is None else 1 - h["val_top1"]
+                                       for h in hist],
+                "final_train_err": 1 - hist[-1]["train_top1"],
+                "test_err": 1 - summary["test"]["top1"],
+                "grad_norm_first": grads[0]["grad_norm"], "step_loss": recorder.points,
+                "seconds": round(time.perf_counter() - t, 2),
+            })
+    result = {"experiment": "degradation", "family": family, "data": data.name,
+              "input_size": list(model_input_size(model, cfg)),
+              "train_images": len(data.train), "test_images": len(data.test),
+              "depths": sorted(depths), "epochs": epochs, "lr": lr,
+              "milestones": cfg.milestones, "batch_size": batch_size,
+              "weight_decay": cfg.weight_decay, "seed": seed, "paper_setting": PAPER_SETTING,
+              "rows": rows}
+    write_outputs(out, "degradation", result, result_table(result))
+    plot(result, out / "degradation.png")
+    return result
+
+
+def result_table(result: dict[str, Any]) -> Table:
+    rows = [[r["name"], r["depth"], "yes" if r["residual"] else "no", f"{r['params']:,}",
+             f"{r['train_loss'][-1]:.4f}", f"{100 * r['final_train_err']:.2f}",
+             f"{100 * r['test_err']:.2f}", f"{r['grad_norm_first']:.3g}"]
+            for r in result["rows"]]
+    kind = "shortcut" if result["family"] == "resnet" else "gates"
+    return Table(
+        f"degradation: plain vs {'residual' if kind == 'shortcut' else 'highway'} on "
+        f"{result['data']}, {result['epochs']} epochs",
+        ["net", "depth", kind, "params", "final train loss", "train error %", "test error %",
+         "grad norm, first layer (init)"], rows,
+        [f"same seed, data order and budget: SGD lr {result['lr']} (divided by 10 at epochs "
+         f"{', '.join(f'{m:g}' for m in result['milestones']) or '-'}), momentum 0.9, weight "
+         f"decay {result['weight_decay']:g}, batch {result['batch_size']}; "
+         f"{result['train_images']} training, {result['test_images']} test images",
+         "train error %: over the last epoch, measured while training (as Figure 6's thin "
+         "curves)", result["paper_setting"]],
+        align_right={1, 3, 4, 5, 6, 7})
+
+
+def plot(result: dict[str, Any], path: Path) -> Path | None:
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(11, 4.2))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    depth_colour = {d: colours[i % len(colours)] for i, d in enumerate(result["depths"])}
+    for r in result["rows"]:
+        style = dict(color=depth_colour[r["depth"]], linestyle="-" if r["residual"] else "--")
+        epochs = range(1, len(r["train_err"]) + 1)
+        ax.plot(epochs, [100 * e for e in r["train_err"]], marker="o", markersize=3,
+                label=r["name"], **style)
+        steps = [p[0] for p in r["step_loss"]]
+        bx.plot(steps, smooth([p[1] for p in r["step_loss"]]), label=r["name"], **style)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training error (%)")
+    ax.set_title(f"training error on {result['data']} (dashed: plain)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    bx.set_xlabel("epoch")
+    bx.set_ylabel("training loss (batch, smoothed)")
+    bx.set_yscale("log")
+    bx.set_title("training loss")
+    bx.grid(alpha=0.3, which="both")
+    bx.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def smooth(values: list[float], weight: float = 0.6) -> list[float]:
+    """An exponential moving average, so batch-to-batch noise does not hide the trend."""
+    out, s = [], None
+    for v in values:
+        s = v if s is None else weight * s + (1 - weight) * v
+        out.append(s)
+    return out

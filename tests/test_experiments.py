@@ -1,0 +1,67 @@
+"""The lectures' experiments end to end on tiny settings, through the command line."""
+
+import json
+
+import pytest
+
+from convzoo.cli import main
+
+
+def test_activations_experiment_writes_json_markdown_and_plot(tmp_path, capsys):
+    out = tmp_path / "act"
+    assert main(["experiment", "activations", "--data", "fake:1x8x8:96:4",
+                 "--act", "sigmoid,relu", "--depth", "6", "--epochs", "2",
+                 "--batch-size", "32", "--out", str(out)]) == 0
+    result = json.loads((out / "activations.json").read_text())
+    assert [r["act"] for r in result["rows"]] == ["sigmoid", "relu"]
+    for r in result["rows"]:
+        assert len(r["train_loss"]) == 2 and 0 <= r["test_acc"] <= 1
+        assert len(r["grad_norms_init"]) == 8  # first layer, 6 hidden, classifier
+        assert r["step_loss"]
+    sig, relu = result["rows"]
+    # the lecture's point: through 7 sigmoid layers the first layer's gradient all but vanishes
+    assert sig["grad_norm_first"] < relu["grad_norm_first"] / 100
+    md = (out / "activations.md").read_text()
+    assert md.count("| sigmoid |") == 1 and md.count("| relu |") == 1
+    assert (out / "activations.png").stat().st_size > 1000
+    assert "written:" in capsys.readouterr().out
+
+
+def test_degradation_experiment_plain_and_residual_per_depth(tmp_path):
+    out = tmp_path / "deg"
+    assert main(["experiment", "degradation", "--data", "fake:1x16x16:64:4", "--depths", "8",
+                 "--epochs", "2", "--batch-size", "32", "--out", str(out)]) == 0
+    result = json.loads((out / "degradation.json").read_text())
+    assert [(r["name"], r["residual"]) for r in result["rows"]] == \
+        [("plain8", False), ("resnet8", True)]
+    assert result["input_size"] == [1, 32, 32]  # the CIFAR nets' input; 16x16 is padded
+    for r in result["rows"]:
+        assert len(r["train_err"]) == 2 and 0 <= r["final_train_err"] <= 1
+    assert result["rows"][0]["params"] < result["rows"][1]["params"] + 1  # option A: no params
+    md = (out / "degradation.md").read_text()
+    assert "| plain8 |" in md and "| resnet8 |" in md
+    assert (out / "degradation.png").stat().st_size > 1000
+
+
+def test_degradation_highway_family(tmp_path):
+    out = tmp_path / "hw"
+    assert main(["experiment", "degradation", "--family", "highway", "--data",
+                 "fake:1x8x8:64:4", "--depths", "3", "--epochs", "1", "--batch-size", "32",
+                 "--out", str(out)]) == 0
+    names = [r["name"] for r in json.loads((out / "degradation.json").read_text())["rows"]]
+    assert names == ["plain-3", "highway-3"]
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["degradation", "--depths", "10"], "6n+2"),
+    (["degradation", "--depths", "8,x"], "comma-separated list of numbers"),
+    (["activations", "--act", "relu,swishy"], "unknown activation 'swishy'"),
+    (["activations", "--model", "lenet5_modern", "--depth", "3"], "--depth applies"),
+])
+def test_bad_settings_exit_2_before_training(tmp_path, capsys, argv, words):
+    code = main(["experiment", *argv, "--data", "fake:1x8x8:32:2", "--out",
+                 str(tmp_path / "x")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert words in err and err.count("\n") == 1
+    assert not (tmp_path / "x" / "runs").exists()
