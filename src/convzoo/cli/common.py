@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..errors import UserInputError
 
@@ -37,4 +38,6 @@ def formatter(epilog: str) -> dict:
 
 
 def emit(text: str) -> None:
+    if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
+        return
     print(text, flush=True)
