@@ -65,3 +65,18 @@ def test_bad_settings_exit_2_before_training(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err
     assert words in err and err.count("\n") == 1
     assert not (tmp_path / "x" / "runs").exists()
+
+
+def test_he_initialisation_keeps_the_relu_signal_alive(tmp_path):
+    from convzoo.data.catalog import load_dataset
+    from convzoo.experiments.activations import run_activations
+
+    data = load_dataset("fake:1x8x8:64:4")
+    first = {}
+    for init in ("glorot", "he"):
+        r = run_activations(data, tmp_path / init, acts=("relu",), depth=8, epochs=1,
+                            batch_size=32, init=init, log=lambda _: None)["rows"][0]
+        first[init] = r["grad_norm_first"]
+    # Glorot's variance halves the signal at each ReLU, so 9 layers leave little of it (and of
+    # the first layer's gradient); He's doubles the variance to make up for it
+    assert first["he"] > 5 * first["glorot"]

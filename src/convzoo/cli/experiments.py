@@ -33,6 +33,9 @@ def add_experiments(kinds: argparse._SubParsersAction) -> None:
     q.add_argument("--lr", type=float, default=0.01, metavar="X",
                    help="SGD with momentum 0.9 at a constant rate (default 0.01)")
     q.add_argument("--batch-size", type=int, default=64, metavar="N")
+    q.add_argument("--init", choices=("model", "glorot", "he"), default="model",
+                   help="weights drawn again for every arm: glorot (suits tanh), he (suits "
+                        "ReLU); default: the model's own (Glorot for plain_fc)")
     q.add_argument("--device", default="cpu", metavar="cpu|cuda|auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default="runs/experiment-activations", metavar="DIR")
@@ -74,7 +77,7 @@ def cmd_activations(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, args.data_dir, seed=args.seed)
     result = run_activations(data, Path(args.out), acts=acts, model=args.model, depth=depth,
                              epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                             device=args.device, seed=args.seed, log=emit)
+                             init=args.init, device=args.device, seed=args.seed, log=emit)
     emit(result_table(result).render("table"))
     emit(f"written: {args.out}/activations.json, .md, .png")
     return 0

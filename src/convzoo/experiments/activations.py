@@ -27,6 +27,22 @@ from .common import LossRecorder, first_batch, init_grad_norms, pyplot, write_ou
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu")
 DEPTH_MODELS = ("plain_fc", "highway_fc", "plain_conv", "highway_conv")
 FC_MODELS = ("plain_fc", "highway_fc")
+INITS = ("model", "glorot", "he")
+INIT_NAMES = {"model": "the model's own init", "glorot": "Glorot normal", "he": "He normal"}
+
+
+def reinit(model: torch.nn.Module, init: str) -> None:
+    """Every Linear and Conv2d weight drawn again: Glorot's normal (the variance tanh wants),
+    or He's (fan-in, gain sqrt 2: the variance ReLU wants, since it zeroes half its inputs);
+    'model' keeps the model's own initialisation."""
+    if init == "model":
+        return
+    for m in model.modules():
+        if isinstance(m, torch.nn.Linear | torch.nn.Conv2d):
+            if init == "he":
+                torch.nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
+            else:
+                torch.nn.init.xavier_normal_(m.weight)
 
 
 def model_args(model: str, data: DataSet, depth: int | None) -> dict[str, Any]:
@@ -48,7 +64,7 @@ def model_args(model: str, data: DataSet, depth: int | None) -> dict[str, Any]:
 def run_activations(
     data: DataSet, out: Path, *, acts: tuple[str, ...] = ACTIVATIONS, model: str = "plain_fc",
     depth: int | None = 9, epochs: int = 20, lr: float = 0.01, batch_size: int = 64,
-    device: str = "cpu", seed: int = 0, log=print,
+    init: str = "model", device: str = "cpu", seed: int = 0, log=print,
 ) -> dict[str, Any]:
     from ..layers.activations import act_factory
     from ..registry import create_model, get_entry
@@ -59,10 +75,13 @@ def run_activations(
     for a in acts:
         act_factory(a)  # an unknown name fails before any training
     args = model_args(model, data, depth)
+    if init not in INITS:
+        raise UserInputError(f"unknown init {init!r}; choose {', '.join(INITS)}")
     rows: list[dict[str, Any]] = []
     for act in acts:
         torch.manual_seed(seed)
         net = create_model(model, act=act, **args)
+        reinit(net, init)
         cfg = TrainConfig(model=model, data=data.name, epochs=epochs, lr=lr,
                           batch_size=batch_size, momentum=0.9, weight_decay=0.0,
                           schedule="constant", device=device, seed=seed, plots=False,
@@ -89,7 +108,7 @@ def run_activations(
     result = {"experiment": "activations", "model": model, "model_args": args,
               "data": data.name, "train_images": len(data.train), "test_images": len(data.test),
               "epochs": epochs, "lr": lr, "momentum": 0.9, "batch_size": batch_size,
-              "seed": seed, "rows": rows}
+              "init": init, "seed": seed, "rows": rows}
     write_outputs(out, "activations", result, result_table(result))
     plot(result, out / "activations.png")
     return result
@@ -114,7 +133,8 @@ def result_table(result: dict[str, Any]) -> Table:
         f"activations: {what} on {result['data']}, {result['epochs']} epochs",
         ["activation", "loss, epoch 1", f"loss, epoch {result['epochs']}", "test accuracy",
          "grad norm, first layer (init)", "grad norm, last layer (init)"], rows,
-        [f"same initial weights and data order (seed {result['seed']}); SGD lr {result['lr']}, "
+        [f"same initial weights ({INIT_NAMES[result.get('init', 'model')]}) and data order "
+         f"(seed {result['seed']}); SGD lr {result['lr']}, "
          f"momentum 0.9, batch {result['batch_size']}; {result['train_images']} training, "
          f"{result['test_images']} test images",
          "grad norm: of the loss on one batch with respect to the layer's weights, before "
@@ -133,6 +153,10 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
         norms = [max(g["grad_norm"], 1e-12) for g in r["grad_norms_init"]]
         bx.plot(range(1, len(norms) + 1), norms, marker="o", markersize=3,
                 color=line.get_color(), label=r["act"])
+    from matplotlib.ticker import MaxNLocator
+
+    for axis in (ax, bx):
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training loss (cross-entropy)")
     ax.set_yscale("log")

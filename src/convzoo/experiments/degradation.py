@@ -160,6 +160,9 @@ def plot(result: dict[str, Any], path: Path) -> Path | None:
                 label=r["name"], **style)
         steps = [p[0] for p in r["step_loss"]]
         bx.plot(steps, smooth([p[1] for p in r["step_loss"]]), label=r["name"], **style)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("training error (%)")
     ax.set_title(f"training error on {result['data']} (dashed: plain)")
