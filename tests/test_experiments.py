@@ -43,11 +43,12 @@ def test_degradation_experiment_plain_and_residual_per_depth(tmp_path):
     assert (out / "degradation.png").stat().st_size > 1000
 
 
-def test_degradation_highway_family(tmp_path):
+def test_degradation_highway_family_and_a_rerun_into_the_same_folder(tmp_path):
     out = tmp_path / "hw"
-    assert main(["experiment", "degradation", "--family", "highway", "--data",
-                 "fake:1x8x8:64:4", "--depths", "3", "--epochs", "1", "--batch-size", "32",
-                 "--out", str(out)]) == 0
+    argv = ["experiment", "degradation", "--family", "highway", "--data", "fake:1x8x8:64:4",
+            "--depths", "3", "--epochs", "1", "--batch-size", "32", "--out", str(out)]
+    assert main(argv) == 0
+    assert main(argv) == 0  # the arms' runs are the experiment's own: replaced, not resumed
     names = [r["name"] for r in json.loads((out / "degradation.json").read_text())["rows"]]
     assert names == ["plain-3", "highway-3"]
 

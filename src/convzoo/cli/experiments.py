@@ -61,6 +61,9 @@ def add_experiments(kinds: argparse._SubParsersAction) -> None:
     q.add_argument("--lr", type=float, metavar="X",
                    help="initial rate (default: 0.1 for resnet, 0.01 for highway)")
     q.add_argument("--batch-size", type=int, default=128, metavar="N")
+    q.add_argument("--warmup", type=float, default=0.0, metavar="EPOCHS",
+                   help="start at a tenth of the rate, rising to it over EPOCHS (the paper "
+                        "warmed up its 110-layer net; short budgets help deep nets with it)")
     q.add_argument("--device", default="cpu", metavar="cpu|cuda|auto")
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default="runs/experiment-degradation", metavar="DIR")
@@ -92,7 +95,7 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     data = load_dataset(args.data, args.data_dir, seed=args.seed)
     result = run_degradation(data, Path(args.out), depths=depths, family=args.family,
                              epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                             device=args.device, seed=args.seed, log=emit)
+                             warmup=args.warmup, device=args.device, seed=args.seed, log=emit)
     emit(result_table(result).render("table"))
     emit(f"written: {args.out}/degradation.json, .md, .png")
     return 0

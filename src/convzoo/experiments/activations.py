@@ -22,7 +22,7 @@ import torch
 from ..data.catalog import DataSet
 from ..errors import UserInputError
 from ..tables import Table
-from .common import LossRecorder, first_batch, init_grad_norms, pyplot, write_outputs
+from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu")
 DEPTH_MODELS = ("plain_fc", "highway_fc", "plain_conv", "highway_conv")
@@ -92,6 +92,7 @@ def run_activations(
         grads = init_grad_norms(net, x, y)
         log(f"{act}: gradient norm at the first layer at initialisation "
             f"{grads[0]['grad_norm']:.3g}, at the last {grads[-1]['grad_norm']:.3g}")
+        fresh(out / f"runs/{act}")
         recorder = LossRecorder(log)
         t = time.perf_counter()
         summary = fit(cfg, data=data, model=net, progress=recorder)

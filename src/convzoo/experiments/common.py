@@ -76,6 +76,16 @@ def first_batch(data: Any, input_size: tuple[int, int, int], batch_size: int,
     return next(iter(batches))
 
 
+def fresh(run_dir: Path) -> None:
+    """An arm's training run is the experiment's own output: a rerun replaces it."""
+    import shutil
+
+    from ..train.checkpoint import META
+
+    if (run_dir / "last" / META).exists():
+        shutil.rmtree(run_dir)
+
+
 def write_outputs(out: Path, stem: str, result: dict[str, Any], table: Any) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{stem}.json", out / f"{stem}.md"]

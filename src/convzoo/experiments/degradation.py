@@ -27,7 +27,7 @@ from torch import nn
 from ..data.catalog import DataSet
 from ..errors import UserInputError
 from ..tables import Table
-from .common import LossRecorder, first_batch, init_grad_norms, pyplot, write_outputs
+from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
 
 FAMILIES = ("resnet", "highway")
 PAPER_SETTING = ("the paper: CIFAR-10 (45k training images), depths 20,32,44,56, 64k iterations "
@@ -68,8 +68,8 @@ def build(family: str, depth: int, residual: bool, data: DataSet) -> tuple[nn.Mo
 
 def run_degradation(
     data: DataSet, out: Path, *, depths: tuple[int, ...] = (8, 20, 56), family: str = "resnet",
-    epochs: int = 4, lr: float | None = None, batch_size: int = 128, device: str = "cpu",
-    seed: int = 0, log=print,
+    epochs: int = 4, lr: float | None = None, batch_size: int = 128, warmup: float = 0.0,
+    device: str = "cpu", seed: int = 0, log=print,
 ) -> dict[str, Any]:
     from ..train.config import TrainConfig
     from ..train.loop import fit, model_input_size
@@ -92,13 +92,15 @@ def run_degradation(
                               batch_size=batch_size, momentum=0.9,
                               weight_decay=1e-4 if family == "resnet" else 0.0,
                               schedule="multistep" if milestones else "constant",
-                              milestones=milestones, gamma=0.1, device=device, seed=seed,
+                              milestones=milestones, gamma=0.1, warmup_epochs=warmup,
+                              device=device, seed=seed,
                               plots=False, tensorboard=False, out=str(out / f"runs/{name}"),
                               log_every=5)
             x, y = first_batch(data, model_input_size(model, cfg), batch_size, seed)
             grads = init_grad_norms(model, x, y)
             params = sum(p.numel() for p in model.parameters())
             log(f"{name}: {params:,} parameters")
+            fresh(out / f"runs/{name}")
             recorder = LossRecorder(log)
             t = time.perf_counter()
             summary = fit(cfg, data=data, model=model, progress=recorder)
@@ -118,7 +120,7 @@ def run_degradation(
               "input_size": list(model_input_size(model, cfg)),
               "train_images": len(data.train), "test_images": len(data.test),
               "depths": sorted(depths), "epochs": epochs, "lr": lr,
-              "milestones": cfg.milestones, "batch_size": batch_size,
+              "milestones": cfg.milestones, "warmup_epochs": warmup, "batch_size": batch_size,
               "weight_decay": cfg.weight_decay, "seed": seed, "paper_setting": PAPER_SETTING,
               "rows": rows}
     write_outputs(out, "degradation", result, result_table(result))
@@ -140,7 +142,9 @@ def result_table(result: dict[str, Any]) -> Table:
         [f"same seed, data order and budget: SGD lr {result['lr']} (divided by 10 at epochs "
          f"{', '.join(f'{m:g}' for m in result['milestones']) or '-'}), momentum 0.9, weight "
          f"decay {result['weight_decay']:g}, batch {result['batch_size']}; "
-         f"{result['train_images']} training, {result['test_images']} test images",
+         f"{result['train_images']} training, {result['test_images']} test images"
+         + (f"; warm-up from lr/10 over {result['warmup_epochs']:g} epochs"
+            if result.get("warmup_epochs") else ""),
          "train error %: over the last epoch, measured while training (as Figure 6's thin "
          "curves)", result["paper_setting"]],
         align_right={1, 3, 4, 5, 6, 7})
