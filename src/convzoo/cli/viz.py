@@ -11,7 +11,12 @@ _SOURCE_HELP = ("a registered model name (random weights unless --weights), or a
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("viz", help="pictures: a layer's filters, an image's activation maps")
+    p = sub.add_parser(
+        "viz", help="pictures: a layer's filters, an image's activation maps",
+        **formatter("examples:\n"
+                    "  convzoo viz filters efficientnet_lite0 --weights imagenet --out f.png\n"
+                    "  convzoo viz activations efficientnet_lite0 cat.jpg --weights imagenet "
+                    "--out maps.png"))
     kinds = p.add_subparsers(dest="picture", metavar="PICTURE", required=True)
 
     q = kinds.add_parser(
