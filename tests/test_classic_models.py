@@ -9,6 +9,7 @@ import torchvision
 import convzoo
 from convzoo.analysis.paper import paper_table
 from convzoo.weights import load_state
+from peer_checks import randomise_bn
 
 EXACT_PARAMS = {
     "lenet5": 60_000, "lenet5_modern": 61_706,
@@ -119,10 +120,7 @@ def test_torchvision_equivalence(ours: str, theirs: str) -> None:
     assert sum(p.numel() for p in model.parameters()) == sum(p.numel() for p in ref.parameters())
     load_state(model, ref.state_dict(), theirs)
     if any(isinstance(m, torch.nn.BatchNorm2d) for m in ref.modules()):
-        for m in ref.modules():  # non-trivial running statistics, so the check means something
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.5, 0.5)
-                m.running_var.uniform_(0.5, 2.0)
+        randomise_bn(ref)
         load_state(model, ref.state_dict(), theirs)
     x = torch.randn(2, 3, 112, 112)  # adaptive pooling lets both nets take a smaller input
     with torch.no_grad():

@@ -15,6 +15,7 @@ import convzoo
 from convzoo.layers.mbconv import Conv2dSame, DropPath
 from convzoo.models.efficientnet import SCALING
 from convzoo.weights import load_state
+from peer_checks import randomise_bn
 
 
 def _params(model: nn.Module) -> int:
@@ -36,19 +37,10 @@ def test_b_counts_equal_torchvision(v: int) -> None:
     assert ours.default_input_size[1] == SCALING[f"b{v}"].resolution
 
 
-def _randomise_norms(model: nn.Module) -> None:
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.normal_(m.weight, 1.0, 0.2)
-            nn.init.normal_(m.bias, 0.0, 0.2)
-
-
 @pytest.mark.parametrize("v", [0, 5])  # B5 also checks TensorFlow's batch norm epsilon
 def test_identical_to_torchvision(v: int) -> None:
     peer = getattr(torchvision.models, f"efficientnet_b{v}")()
-    _randomise_norms(peer)
+    randomise_bn(peer, scale=0.2)
     ours = convzoo.create_model(f"efficientnet_b{v}")
     load_state(ours, peer.state_dict(), "peer")
     peer.eval()

@@ -14,6 +14,7 @@ from convzoo.cli import main
 from convzoo.models import ModelOutput
 from convzoo.models.googlenet import INCEPTIONS, PAPER_DISCREPANCIES, PAPER_FIGURES
 from convzoo.weights import load_state
+from peer_checks import randomise_bn
 
 # Table 1's type and output-size columns, top to bottom.
 TABLE1_LAYOUT = [
@@ -25,16 +26,6 @@ TABLE1_LAYOUT = [
     ("inception (5b)", "7x7x1024"), ("avg pool", "1x1x1024"), ("dropout (40%)", "1x1x1024"),
     ("linear", "1x1x1000"), ("softmax", "1x1x1000"),
 ]
-
-
-def _randomise_bn(model: nn.Module) -> None:
-    """Batch norm at its defaults is nearly the identity; random statistics test the mapping."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.5)
-            m.running_mean.normal_(0, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
 
 
 def _paper_rows() -> dict[str, dict]:
@@ -138,7 +129,7 @@ def test_googlenet_tv_count_and_torchvision_outputs() -> None:
     ours = convzoo.create_model("googlenet_tv")
     assert sum(p.numel() for p in ours.parameters()) == 6_624_904
     tv = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=True)
-    _randomise_bn(tv)
+    randomise_bn(tv)
     load_state(ours, tv.state_dict(), "torchvision googlenet")
     ours.eval(), tv.eval()
     x = torch.randn(2, 3, 112, 112)
@@ -151,7 +142,7 @@ def test_googlenet_tv_aux_and_transform_input_match_torchvision() -> None:
     tv = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True,
                                       transform_input=True)
     assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in tv.parameters())
-    _randomise_bn(tv)
+    randomise_bn(tv)
     load_state(ours, tv.state_dict(), "torchvision googlenet")
     for m in (ours, tv):  # training mode for the auxiliary heads, without randomness
         m.train()

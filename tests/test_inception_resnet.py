@@ -9,18 +9,9 @@ from torch import nn
 import convzoo
 from convzoo.models.inception_resnet import InceptionResidual
 from convzoo.weights import load_state
+from peer_checks import randomise_bn
 
 TIMM_PARAMS = 55_843_464  # timm.create_model("inception_resnet_v2").parameters(), timm 1.0
-
-
-def _randomise_bn(model: nn.Module) -> None:
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(1 + 0.1 * torch.randn(m.num_features, generator=g))
-            m.bias.data.copy_(0.1 * torch.randn(m.num_features, generator=g))
 
 
 def _blocks(model: nn.Module) -> list[list[InceptionResidual]]:
@@ -36,7 +27,7 @@ def test_same_outputs_as_timm() -> None:
     timm = pytest.importorskip("timm")
     peer = timm.create_model("inception_resnet_v2", pretrained=False)
     assert sum(p.numel() for p in peer.parameters()) == TIMM_PARAMS
-    _randomise_bn(peer)
+    randomise_bn(peer, scale=0.1, var=(0.5, 1.5))
     ours = convzoo.create_model("inception_resnet_v2")
     report = load_state(ours, peer.state_dict(), "timm")
     assert report.loaded == len(peer.state_dict())

@@ -11,6 +11,7 @@ import convzoo
 from convzoo.layers import SqueezeExcite
 from convzoo.layers.mbconv import InvertedResidual
 from convzoo.weights import load_state
+from peer_checks import randomise_bn
 
 
 def _count(name: str, **kw) -> int:
@@ -58,20 +59,10 @@ def test_v2_v3_counts(name: str, params: int) -> None:
     assert _count(name) == params
 
 
-def _randomise_norms(model: nn.Module) -> None:
-    # fresh BN layers are the identity in eval mode, which would hide a wrong mapping
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.normal_(0, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
-            nn.init.normal_(m.weight, 1.0, 0.2)
-            nn.init.normal_(m.bias, 0.0, 0.2)
-
-
 @pytest.mark.parametrize("name", ["mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small"])
 def test_identical_to_torchvision(name: str) -> None:
     peer = getattr(torchvision.models, name)()
-    _randomise_norms(peer)
+    randomise_bn(peer, scale=0.2)
     ours = convzoo.create_model(name)
     report = load_state(ours, peer.state_dict(), "peer")
     assert "torchvision" in report.source

@@ -15,6 +15,7 @@ from convzoo.cli import main
 from convzoo.layers import ConvNormAct, SqueezeExcite
 from convzoo.models.resnet import PadShortcut
 from convzoo.weights import imagenet_class_names, load_state
+from peer_checks import randomise_bn
 
 TV_COUNTS = {18: 11_689_512, 34: 21_797_672, 50: 25_557_032, 101: 44_549_160, 152: 60_192_808}
 CIFAR_COUNTS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962,
@@ -28,16 +29,6 @@ def _n(model: nn.Module) -> int:
 def _count(name: str, **kw) -> int:
     with torch.device("meta"):
         return _n(convzoo.create_model(name, **kw))
-
-
-def _randomise_bn(model: nn.Module) -> None:
-    """Batch norm at its defaults (timm even zeroes the last one) hides mapping mistakes."""
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.weight.data.uniform_(0.5, 1.5)
-            m.bias.data.normal_(0, 0.5)
-            m.running_mean.normal_(0, 0.5)
-            m.running_var.uniform_(0.5, 2.0)
 
 
 @pytest.mark.parametrize("depth", TV_COUNTS)
@@ -99,7 +90,7 @@ def test_stride_placement() -> None:
 def test_torchvision_equivalence(depth: int) -> None:
     ours = convzoo.create_model(f"resnet{depth}")
     tv = getattr(torchvision.models, f"resnet{depth}")(weights=None)
-    _randomise_bn(tv)
+    randomise_bn(tv)
     load_state(ours, tv.state_dict(), f"torchvision resnet{depth}")
     ours.eval(), tv.eval()
     x = torch.randn(2, 3, 64, 64)
@@ -114,7 +105,7 @@ def test_timm_seresnet_equivalence(depth: int) -> None:
     assert _n(ours) == _n(peer)
     se = ours.stages[3][0].se
     assert isinstance(se, SqueezeExcite) and se.fc1.out_channels == 2048 // 16
-    _randomise_bn(peer)
+    randomise_bn(peer)
     load_state(ours, peer.state_dict(), f"timm seresnet{depth}")
     ours.eval(), peer.eval()
     x = torch.randn(2, 3, 64, 64)

@@ -10,19 +10,9 @@ import convzoo
 from convzoo.layers import SeparableConv2d
 from convzoo.models.xception import MIDDLE, XceptionBlock
 from convzoo.weights import load_state
+from peer_checks import randomise_bn
 
 TIMM_PARAMS = 22_855_952  # timm.create_model("legacy_xception").parameters(), timm 1.0
-
-
-def _randomise_bn(model: nn.Module) -> None:
-    """Give batch norm non-trivial statistics, so eval-mode outputs test the mapping."""
-    g = torch.Generator().manual_seed(1)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.running_mean.copy_(torch.randn(m.num_features, generator=g) * 0.1)
-            m.running_var.copy_(torch.rand(m.num_features, generator=g) + 0.5)
-            m.weight.data.copy_(1 + 0.1 * torch.randn(m.num_features, generator=g))
-            m.bias.data.copy_(0.1 * torch.randn(m.num_features, generator=g))
 
 
 def test_parameter_count_is_timms() -> None:
@@ -34,7 +24,7 @@ def test_same_outputs_as_timm_legacy_xception() -> None:
     timm = pytest.importorskip("timm")
     peer = timm.create_model("legacy_xception", pretrained=False)
     assert sum(p.numel() for p in peer.parameters()) == TIMM_PARAMS
-    _randomise_bn(peer)
+    randomise_bn(peer, scale=0.1, var=(0.5, 1.5))
     ours = convzoo.create_model("xception")
     report = load_state(ours, peer.state_dict(), "timm")
     assert report.loaded == len(peer.state_dict())
