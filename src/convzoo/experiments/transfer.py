@@ -11,6 +11,7 @@ seeded order), four models are scored on the same held-out images:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import time
@@ -121,7 +122,7 @@ def run_transfer(
                               tensorboard=False, out=str(out / f"{method}-{k}"),
                               eval_every=epochs)  # scored once, at the end
             if method == "partial":
-                model = load_source(source, weights).model
+                model = copy.deepcopy(src.model)  # the source's weights, read once
                 new_head(model, data.classes, src.class_names)
                 cfg.finetune, cfg.train_last = "partial", train_last
             else:
