@@ -2,7 +2,8 @@
 
 Precedence, lowest first: the dataclass defaults, a recipe's fields, command-line flags.
 A recipe is a flat TOML table of `TrainConfig` fields plus `source` (the paper or page the
-numbers come from) and `notes`; `recipes/NAME.toml` is found by NAME.
+numbers come from) and `notes`; the package's `recipes/NAME.toml` is found by NAME, and a
+path to a user's own TOML file works too.
 """
 
 from __future__ import annotations
@@ -11,13 +12,19 @@ import dataclasses
 import difflib
 import tomllib
 from dataclasses import dataclass, field, fields
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
 
-# The repository's recipes/ (the package is installed in place, `pip install -e .`).
-RECIPE_DIRS = (Path(__file__).resolve().parents[3] / "recipes",)
+# The recipes ship inside the package (package data), so an installed wheel finds them too.
+RECIPE_PACKAGE = "convzoo"
+
+
+def _recipe_dir() -> Traversable:
+    return resources.files(RECIPE_PACKAGE) / "recipes"
 
 
 @dataclass
@@ -177,21 +184,24 @@ def replace(cfg: TrainConfig, updates: dict[str, Any], what: str) -> TrainConfig
 
 
 def recipe_names() -> list[str]:
-    names = set()
-    for d in RECIPE_DIRS:
-        if d.is_dir():
-            names.update(p.stem for p in d.glob("*.toml"))
-    return sorted(names)
+    """The names of the recipes shipped with convzoo."""
+    d = _recipe_dir()
+    if not d.is_dir():
+        return []
+    return sorted(p.name.removesuffix(".toml") for p in d.iterdir()
+                  if p.name.endswith(".toml") and p.is_file())
 
 
-def find_recipe(name_or_path: str) -> Path:
+def find_recipe(name_or_path: str) -> Path | Traversable:
+    """A user's TOML file (a path, or anything ending in .toml), else a shipped recipe by name."""
     p = Path(name_or_path)
     if p.suffix == ".toml" or p.exists():
         if not p.is_file():
             raise UserInputError(f"recipe file {p} does not exist")
         return p
-    for d in RECIPE_DIRS:
-        cand = d / f"{name_or_path}.toml"
+    # A name is one file name, never a path into (or out of) the package.
+    if name_or_path and "/" not in name_or_path and "\\" not in name_or_path:
+        cand = _recipe_dir() / f"{name_or_path}.toml"
         if cand.is_file():
             return cand
     names = recipe_names()
@@ -204,7 +214,7 @@ def read_recipe(name_or_path: str) -> dict[str, Any]:
     """The recipe's table, checked: every key a TrainConfig field (or source/notes)."""
     path = find_recipe(name_or_path)
     try:
-        table = tomllib.loads(path.read_text())
+        table = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
         raise UserInputError(f"recipe {path} is not valid TOML: {e}") from None
     if "source" not in table:
@@ -213,7 +223,7 @@ def read_recipe(name_or_path: str) -> dict[str, Any]:
     bad = _NOT_IN_RECIPES & set(table)
     if bad:
         raise UserInputError(f"recipe {path}: {sorted(bad)[0]!r} cannot be set by a recipe")
-    table["recipe"] = path.stem
+    table["recipe"] = path.name.removesuffix(".toml")
     return table
 
 
