@@ -1,0 +1,242 @@
+"""How deep to fine-tune: a pretrained source fine-tuned with 0 (a linear probe: only the new
+last layer), 1, 2, ... all of its stages retrained, on a data set near the source's task and
+on one far from it; and how much each stage's weights moved when all of them were retrained.
+
+The lecture (seed 002) says the further the new task is from ImageNet, the more layers should
+be retrained, and that the first layers' filters are alike for every task. The first claim is
+read off the accuracy against depth for the near and the far data set; the second off the
+relative weight change ||W_after - W_before|| / ||W_before|| of each group (stem, stage1 ...,
+the head's layers before the new last layer) after full fine-tuning.
+
+Choices:
+- Depth d retrains the new head and the last d groups of the body (`train.transfer` plans:
+  mode `linear` for d = 0, mode `partial` with train_last = d otherwise); frozen groups stay in
+  eval mode, so their batch-norm statistics do not move either.
+- Every retrained group gets the same learning rate by default (lr_decay 1.0, not the
+  fine-tuning default 0.1 per group): with smaller steps further down, the first layers would
+  change least by construction, and the weight changes would measure the schedule instead of
+  the data.
+- Every depth trains for the same epochs from the same copy of the source, on the same
+  labelled subset (the first k images of each class in a seeded order) and is scored on the
+  same test images.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..data.catalog import ArraySplit, DataSet
+from ..errors import UserInputError
+from ..tables import Table
+from .common import fresh, pyplot
+
+
+def body_groups(model: nn.Module) -> list[str]:
+    """The groups before the head, from the input: stem, stage1, ..., stageN."""
+    names = list(model.group_modules())
+    return names[:names.index("head")]
+
+
+def depth_plan(depth: int) -> tuple[str, int]:
+    """(fine-tuning mode, train_last) for `depth` retrained groups."""
+    return ("linear", 0) if depth == 0 else ("partial", depth)
+
+
+def subset(split: ArraySplit, per_class: int | None, seed: int) -> ArraySplit:
+    """The first `per_class` images of each class in a seeded order (all when None)."""
+    if per_class is None:
+        return split
+    if per_class < 1:
+        raise UserInputError(f"labels per class must be at least 1, got {per_class}")
+    g = torch.Generator().manual_seed(seed)
+    order = torch.randperm(len(split), generator=g)
+    keep = torch.cat([order[split.labels[order] == c][:per_class]
+                      for c in torch.unique(split.labels).tolist()]).sort().values
+    return ArraySplit(split.images[keep].contiguous(), split.labels[keep])
+
+
+def _group_params(model: nn.Module) -> dict[str, list[tuple[str, nn.Parameter]]]:
+    """Each body group's parameters, and the head's without its last layer (the new one)."""
+    groups = model.group_modules()
+    out = {name: list(groups[name].named_parameters()) for name in body_groups(model)}
+    head = groups["head"]
+    pre = getattr(head, "pre", None)
+    if pre is not None and any(True for _ in pre.parameters()):
+        out["head (before the new last layer)"] = list(pre.named_parameters())
+    return out
+
+
+def snapshot(model: nn.Module) -> dict[str, list[torch.Tensor]]:
+    """A copy of every group's parameters, to measure how far fine-tuning moves them."""
+    return {g: [p.detach().float().cpu().clone() for _, p in ps]
+            for g, ps in _group_params(model).items()}
+
+
+def relative_change(before: dict[str, list[torch.Tensor]],
+                    model: nn.Module) -> list[dict[str, Any]]:
+    """||W_after - W_before|| / ||W_before|| per group, all its parameters taken together."""
+    rows = []
+    for g, ps in _group_params(model).items():
+        old = before[g]
+        diff = sum(float((p.detach().float().cpu() - o).pow(2).sum()) for (_, p), o in
+                   zip(ps, old))
+        base = sum(float(o.pow(2).sum()) for o in old)
+        rows.append({"group": g, "params": sum(o.numel() for o in old),
+                     "relative_change": (diff ** 0.5) / max(base ** 0.5, 1e-12)})
+    return rows
+
+
+def run_transfer_depth(
+    source: str, datasets: Sequence[DataSet], out: Path, *, weights: str | None = None,
+    depths: Sequence[int] | None = None, labels_per_class: int | None = None,
+    epochs: int = 3, lr: float = 0.01, lr_decay: float = 1.0, batch_size: int = 32,
+    device: str = "auto", seed: int = 0, input_size: tuple[int, int, int] | None = None,
+    test_limit: int | None = None, log: Callable[[str], Any] = print,
+) -> dict[str, Any]:
+    """Fine-tune `source` at every depth on every data set; write transfer_depth.json/.md/.png
+    under `out` and return the result.
+
+    `datasets`: typically two, one near the source's task and one far from it, in that order.
+    `depths`: retrained groups, default 0 (probe) .. all; the full depth is always run, since
+    the weight changes come from it. `labels_per_class` (None: all) and `test_limit` (test
+    images, None: all) keep a CPU run short; `input_size` (C, H, W) overrides the source's."""
+    from ..train.config import TrainConfig
+    from ..train.device import resolve_device
+    from ..train.loop import fit
+    from ..train.progress import Progress
+    from ..train.source import load_source, new_head
+
+    if not datasets:
+        raise UserInputError("give at least one data set")
+    for d in datasets:
+        if not isinstance(d.train, ArraySplit):
+            raise UserInputError(f"the transfer-depth experiment needs data held in memory; "
+                                 f"{d.name} is an image folder")
+    out.mkdir(parents=True, exist_ok=True)
+    dev = resolve_device(device)
+    src = load_source(source, weights)
+    name = getattr(src.model, "model_name", source)
+    groups = body_groups(src.model)
+    full = len(groups)
+    chosen = sorted(set(range(full + 1) if depths is None else depths) | {full})
+    bad = [d for d in chosen if not 0 <= d <= full]
+    if bad:
+        raise UserInputError(f"depth {bad[0]} is outside 0..{full} ({name} has "
+                             f"{', '.join(groups)} before its head)")
+    size = tuple(input_size or src.input_size or src.model.default_input_size)
+    log(f"source: {src.description}; input {'x'.join(map(str, size))}; groups "
+        f"{', '.join(groups)}")
+
+    rows: list[dict[str, Any]] = []
+    changes: list[dict[str, Any]] = []
+    t_all = time.perf_counter()
+    for data in datasets:
+        train = subset(data.train, labels_per_class, seed)
+        test = data.test
+        if test_limit and len(test) > test_limit:
+            test = subset(test, max(1, test_limit // data.num_classes), seed + 1)
+        small = dataclasses.replace(data, train=train, test=test)
+        mean, std = src.mean or data.mean, src.std or data.std
+        for depth in chosen:
+            mode, last = depth_plan(depth)
+            model = copy.deepcopy(src.model)
+            new_head(model, data.classes, src.class_names)
+            before = snapshot(model) if depth == full else None
+            run_dir = out / "runs" / f"{data.name.replace(':', '_')}-depth{depth}"
+            fresh(run_dir)
+            cfg = TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
+                              batch_size=min(batch_size, len(train)), schedule="cosine",
+                              weight_decay=1e-4, momentum=0.9, device=str(dev), seed=seed,
+                              input_size=size, mean=list(mean), std=list(std), plots=False,
+                              tensorboard=False, out=str(run_dir), eval_every=epochs,
+                              finetune=mode, train_last=max(last, 1), lr_decay=lr_decay)
+            cfg.model_args = dict(getattr(model, "model_args", {}))
+            t = time.perf_counter()
+            summary = fit(cfg, data=small, model=model, progress=Progress(enabled=False))
+            trained = groups[full - depth:] if depth else []
+            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+            row = {"data": data.name, "depth": depth, "mode": mode,
+                   "groups_trained": [*trained, "head"], "trainable_params": trainable,
+                   "top1": summary["test"]["top1"], "top5": summary["test"]["top5"],
+                   "seconds": round(time.perf_counter() - t, 2)}
+            rows.append(row)
+            log(f"  {data.name} depth {depth}: top-1 {row['top1']:.4f} "
+                f"({trainable:,} parameters trained, {row['seconds']:.0f} s)")
+            if before is not None:
+                for c in relative_change(before, model):
+                    changes.append({"data": data.name, **c})
+
+    result = {"source": src.description, "model": name, "input_size": list(size),
+              "groups": groups, "depths": chosen, "epochs": epochs, "lr": lr,
+              "lr_decay": lr_decay, "batch_size": batch_size,
+              "labels_per_class": labels_per_class, "test_limit": test_limit, "seed": seed,
+              "data": [{"name": d.name, "train_images": len(subset(d.train, labels_per_class,
+                                                                    seed)),
+                        "classes": d.num_classes} for d in datasets],
+              "rows": rows, "weight_change": changes,
+              "seconds": round(time.perf_counter() - t_all, 1)}
+    (out / "transfer_depth.json").write_text(json.dumps(result, indent=2) + "\n")
+    (out / "transfer_depth.md").write_text(
+        "\n\n".join(t.render("markdown") for t in result_tables(result)) + "\n")
+    plot(result, out / "transfer_depth.png")
+    return result
+
+
+def result_tables(result: dict[str, Any]) -> list[Table]:
+    """Accuracy by depth (a column per data set) and weight change by group."""
+    names = [d["name"] for d in result["data"]]
+    acc = {(r["data"], r["depth"]): r["top1"] for r in result["rows"]}
+    rows = [[d, "probe (last layer only)" if d == 0 else ", ".join(
+        result["groups"][len(result["groups"]) - d:]),
+        *(f"{acc[(n, d)]:.4f}" if (n, d) in acc else "-" for n in names)]
+        for d in result["depths"]]
+    t1 = Table(f"transfer depth: {result['model']} (test top-1)",
+               ["depth", "retrained before the head", *names], rows,
+               [f"source: {result['source']}", f"{result['epochs']} epochs per depth, cosine "
+                f"from lr {result['lr']}, lr_decay {result['lr_decay']}"], align_right={0})
+    change = {(c["data"], c["group"]): c["relative_change"] for c in result["weight_change"]}
+    group_names = list(dict.fromkeys(c["group"] for c in result["weight_change"]))
+    t2 = Table("relative weight change after full fine-tuning, ||W_after - W_before|| / "
+               "||W_before||", ["group", *names],
+               [[g, *(f"{change[(n, g)]:.4f}" if (n, g) in change else "-" for n in names)]
+                for g in group_names], [], align_right=set(range(1, len(names) + 1)))
+    return [t1, t2]
+
+
+def plot(result: dict[str, Any], path: Path) -> Path | None:
+    plt = pyplot()
+    if plt is None:
+        return None
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for d in result["data"]:
+        pts = [(r["depth"], r["top1"]) for r in result["rows"] if r["data"] == d["name"]]
+        ax1.plot(*zip(*pts), marker="o", label=d["name"])
+        ch = [c for c in result["weight_change"] if c["data"] == d["name"]]
+        ax2.plot(range(len(ch)), [c["relative_change"] for c in ch], marker="o",
+                 label=d["name"])
+        ax2.set_xticks(range(len(ch)), [c["group"].split(" ")[0] for c in ch], rotation=45)
+    ax1.set_xlabel("groups retrained before the head (0: linear probe)")
+    ax1.set_ylabel("test top-1")
+    ax1.set_title(f"{result['model']}: accuracy against depth")
+    ax2.set_ylabel("||W_after - W_before|| / ||W_before||")
+    ax2.set_title("weight change after full fine-tuning")
+    for ax in (ax1, ax2):
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+__all__ = ["body_groups", "depth_plan", "relative_change", "result_tables",
+           "run_transfer_depth", "snapshot", "subset"]
