@@ -14,10 +14,10 @@ from torch import nn
 from convzoo import registry
 from convzoo.errors import UserInputError
 from convzoo.models.base import ClassifierHead, ConvNet, ModelOutput, pool_flatten
-from convzoo.train import TrainConfig, TrainingDiverged, fit, load_checkpoint
+from convzoo.train import TrainConfig, TrainingDiverged, fit, load_checkpoint, model_from_checkpoint
 from convzoo.train.checkpoint import save_checkpoint
+from convzoo.train.epoch import loss_fn
 from convzoo.train.init_from import init_from, vgg_paper_keys
-from convzoo.train.loop import loss_fn
 
 DATA = "fake:1x16x16:96:4"
 
@@ -49,7 +49,7 @@ class Tiny(ConvNet):
 def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
     registry._ensure_loaded()
     monkeypatch.setitem(registry._REGISTRY, "tiny_test",
-                        registry.ModelEntry("tiny_test", Tiny, "test"))
+                        registry.ModelEntry("tiny_test", Tiny))
     return "tiny_test"
 
 
@@ -196,3 +196,68 @@ def test_impossible_settings_are_bad_input(tiny: str, tmp_path: Path) -> None:
         fit(_cfg(tmp_path, tiny, batch_size=0))
     with pytest.raises(UserInputError, match="unknown schedule"):
         fit(_cfg(tmp_path, tiny, schedule="linear-ish"))
+
+
+def test_resume_trains_the_callers_model_when_it_matches(tiny: str, tmp_path: Path) -> None:
+    first = fit(_cfg(tmp_path, tiny, epochs=2, stop_after=1))
+    assert first["status"] == "stopped"
+    model = registry.create_model(tiny, num_classes=4, in_channels=1)
+    s = fit(_cfg(tmp_path, tiny, epochs=2), resume=tmp_path / "run", model=model)
+    assert s["status"] == "completed" and s["epochs"] == 2
+    saved = load_checkpoint(tmp_path / "run", prefer="last").model_state
+    for k, v in model.state_dict().items():  # the caller's own module trained on
+        assert torch.equal(v, saved[k]), k
+
+
+def test_resume_refuses_a_model_of_another_architecture(tiny: str, tmp_path: Path) -> None:
+    fit(_cfg(tmp_path, tiny, epochs=2, stop_after=1))
+    wider = registry.create_model(tiny, num_classes=7, in_channels=1)
+    with pytest.raises(UserInputError, match=r"differs .*num_classes=7 \(saved 4\)"):
+        fit(_cfg(tmp_path, tiny, epochs=2), resume=tmp_path / "run", model=wider)
+    unnamed = Tiny(num_classes=4)
+    unnamed.stages.append(nn.Identity())
+    unnamed.head = ClassifierHead(pool_flatten(), 16, 5, 0.3)
+    with pytest.raises(UserInputError, match="does not have the architecture.*head.fc"):
+        fit(_cfg(tmp_path, tiny, epochs=2), resume=tmp_path / "run", model=unnamed)
+
+
+def test_a_given_model_is_recorded_by_its_own_name(tiny: str, tmp_path: Path) -> None:
+    # the config's name is only a label: the checkpoint names what trained, so it rebuilds
+    model = registry.create_model("lenet5_modern", num_classes=4, in_channels=1)
+    fit(_cfg(tmp_path, tiny, epochs=1, input_size=(1, 32, 32)), model=model)
+    meta = load_checkpoint(tmp_path / "run").meta
+    assert meta["model"] == "lenet5_modern" and meta["config"]["model"] == "lenet5_modern"
+    assert meta["config"]["model_args"] == {"num_classes": 4, "in_channels": 1}
+    rebuilt = model_from_checkpoint(load_checkpoint(tmp_path / "run"))
+    for k, v in rebuilt.state_dict().items():
+        assert torch.equal(v, model.state_dict()[k]), k
+
+
+def test_unknown_augment_preset_lists_the_real_choices(tiny: str, tmp_path: Path) -> None:
+    from convzoo.data.augment import augment_names
+
+    with pytest.raises(UserInputError, match="unknown augmentation preset 'zoom'") as e:
+        fit(_cfg(tmp_path, tiny, augment="zoom"))
+    assert all(name in str(e.value) for name in augment_names())
+    assert {"shift", "shift_flip", "crop_flip", "cifar"} <= set(augment_names())
+    with pytest.raises(UserInputError, match="augment: .*the fields are crop_pad"):
+        fit(_cfg(tmp_path / "b", tiny, augment={"crop": 2}))
+
+
+def test_on_step_ends_the_epoch_where_it_says(tiny: str) -> None:
+    from convzoo.data.catalog import load_dataset
+    from convzoo.train.epoch import RunState, train_one_epoch
+    from convzoo.train.run import loader
+    from convzoo.train.schedules import Schedule, make_optimizer
+
+    cfg = TrainConfig(model=tiny, batch_size=16, epochs=1, device="cpu")
+    ds = load_dataset(DATA)
+    model = Tiny()
+    batches = loader(ds.train, ds, cfg, train=True, device=torch.device("cpu"),
+                     input_size=(1, 16, 16), epoch=0, channels_last=False)
+    opt = make_optimizer(model, cfg)
+    state, seen = RunState(), []
+    tr = train_one_epoch(model, batches, opt, Schedule(opt, cfg, len(batches), len(batches)),
+                         cfg, state, device=torch.device("cpu"),
+                         on_step=lambda i: seen.append((i, state.step)) or i == 2)
+    assert seen == [(0, 1), (1, 2), (2, 3)] and state.step == 3 and tr["images"] == 48

@@ -8,7 +8,8 @@ same pixels on the CPU and on a GPU.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -29,29 +30,44 @@ class Augment:
     scale: tuple[float, float] = (0.08, 1.0)  # of the box's area, as a fraction of the image
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # of the box's width to height
 
-    @property
-    def active(self) -> bool:
-        return self.crop_pad > 0 or self.flip or self.random_resized_crop
 
-
-AUGMENTS = {
+#: Every preset by name: what recipes, `--augment` and `get_augment` accept.
+AUGMENTS: dict[str, Augment] = {
     "none": Augment(),
     "flip": Augment(flip=True),
     "crop": Augment(crop_pad=4),
-    "cifar": Augment(crop_pad=4, flip=True),
+    "cifar": Augment(crop_pad=4, flip=True),  # He et al. 2015's CIFAR-10 augmentation
+    "crop_flip": Augment(crop_pad=4, flip=True),  # the same, named for what it does
+    # small images: a shift of up to 2 pixels keeps a 28x28 digit or garment whole
+    "shift": Augment(crop_pad=2),
+    "shift_flip": Augment(crop_pad=2, flip=True),
     "imagenet": Augment(random_resized_crop=True, flip=True),
 }
 
 
-def get_augment(spec: str | Augment | None) -> Augment | None:
-    """An Augment, a preset's name (none, flip, crop, cifar, imagenet) or None."""
+def augment_names() -> list[str]:
+    """The presets' names, in the table's order (for help texts and error messages)."""
+    return list(AUGMENTS)
+
+
+def get_augment(spec: str | dict[str, Any] | Augment | None) -> Augment | None:
+    """An Augment from a preset's name, a table of Augment's fields (a recipe's
+    `augment = {crop_pad = 2}`), an Augment, or None (no augmentation)."""
     if spec is None or isinstance(spec, Augment):
         return spec
+    if isinstance(spec, dict):
+        try:
+            return Augment(**{k: tuple(v) if isinstance(v, list) else v
+                              for k, v in spec.items()})
+        except TypeError as e:
+            raise UserInputError(f"augment: {e}; the fields are "
+                                 f"{', '.join(f.name for f in fields(Augment))}") from None
     try:
         return AUGMENTS[spec]
-    except KeyError:
-        raise UserInputError(f"unknown augmentation {spec!r}; "
-                             f"choose one of {', '.join(AUGMENTS)}") from None
+    except (KeyError, TypeError):
+        raise UserInputError(f"unknown augmentation preset {spec!r}; choose from "
+                             f"{', '.join(AUGMENTS)} or give a table of Augment fields") \
+            from None
 
 
 # ---------------------------------------------------------------- adaptation plan

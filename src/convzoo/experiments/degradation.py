@@ -56,9 +56,7 @@ def build(family: str, depth: int, residual: bool, data: DataSet) -> tuple[nn.Mo
             return create_model(name, **args), name
         # a depth the registry does not name (8, 14, 26, ...): the same family, built here
         arch = Arch(depth, "basic", ((depth - 2) // 6,) * 3, (16, 32, 64), "cifar")
-        model = ResNet(arch, residual=residual, **args)
-        model.model_name, model.model_args = name, args  # what the training loop reads
-        return model, name
+        return ResNet(arch, residual=residual, **args), name
     if depth < 2:
         raise UserInputError(f"highway and plain nets need at least 2 layers, not {depth}")
     if h != w:

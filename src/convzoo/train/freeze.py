@@ -1,4 +1,5 @@
-"""Transfer learning on the model's named parameter groups (stem, stage1 ... stageN, head).
+"""Freezing and learning-rate plans for transfer learning, on the model's named parameter
+groups (stem, stage1 ... stageN, head): which groups train, at what rate.
 
 Three modes, as the lectures teach them:
 - `linear`: a new last layer for the new classes; only it trains, and everything before it
@@ -97,6 +98,19 @@ def apply(plans: list[GroupPlan]) -> list[dict]:
         else:
             freeze(p.module)
     return groups
+
+
+def optimiser_groups(model: nn.Module, mode: str, lr: float, train_last: int,
+                     lr_decay: float) -> tuple[list[GroupPlan], list[dict]]:
+    """Plan `mode`, freeze what it freezes, and return (the plan, the optimiser's groups)."""
+    plans = plan(model, mode, lr, train_last, lr_decay)
+    groups = apply(plans)
+    if not groups:
+        name = getattr(model, "model_name", type(model).__name__)
+        raise UserInputError(f"nothing to train in {name} with --mode {mode}: its last layer "
+                             "has no trainable parameters (LeNet-5's RBF output is fixed); "
+                             "use --mode partial or a model with a linear output")
+    return plans, groups
 
 
 def plan_table(plans: list[GroupPlan]) -> Table:
