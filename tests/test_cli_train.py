@@ -163,3 +163,52 @@ def test_demo_falls_back_to_mnist5k(monkeypatch: pytest.MonkeyPatch,
     assert demo.pick_data(None, None) == "mnist5k"
     out = capsys.readouterr().out
     assert "Fashion-MNIST is not installed" in out and "mnist5k instead" in out
+
+
+def test_set_input_size_hxw_trains_on_the_datas_channels(tmp_path: Path,
+                                                         capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", "fake:3x28x28:32:2", "--epochs", "1",
+                 "--max-steps", "2", "--batch-size", "16", "--device", "cpu", "--out", str(out),
+                 "--quiet", "--set", "input_size=32x32", "--set", "plots=false",
+                 "--set", "tensorboard=false"]) == 0
+    meta = json.loads((out / "last" / "checkpoint.json").read_text())
+    assert meta["input_size"] == [3, 32, 32] and meta["model_args"]["in_channels"] == 3
+    capsys.readouterr()
+    assert main(["eval", str(out), "--format", "json", "--device", "cpu"]) == 0
+    assert json.loads(capsys.readouterr().out)["n"] == 6
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("3x24x20", (3, 24, 20)), ("24x20", (0, 24, 20)), (24, (0, 24, 24)),
+    ([24, 20], (0, 24, 20)), ([1, 24, 20], (1, 24, 20)),
+])
+def test_config_reads_input_size_like_every_size(value, expected) -> None:
+    from convzoo.train.config import TrainConfig, replace
+
+    assert replace(TrainConfig(), {"input_size": value}, "test").input_size == expected
+
+
+@pytest.mark.parametrize("value", ["24x", [3, 24, 20, 1], True, {"h": 3}, "0x0"])
+def test_config_refuses_a_malformed_input_size(value) -> None:
+    from convzoo.errors import UserInputError
+    from convzoo.train.config import TrainConfig, replace
+
+    with pytest.raises(UserInputError, match="input_size|size"):
+        replace(TrainConfig(), {"input_size": value}, "test")
+
+
+def test_a_run_as_a_source(run_dir: Path) -> None:
+    from convzoo.errors import UserInputError
+    from convzoo.train.source import load_source
+
+    src = load_source(str(run_dir))
+    assert src.class_names == ["class0", "class1", "class2", "class3"]
+    assert src.checkpoint is not None and src.meta["model"] == "lenet5_modern"
+    assert not src.model.training and src.preprocess.channels == 1
+    x = src.preprocess(torch.zeros(3, 40, 50, dtype=torch.uint8))  # any size, RGB
+    assert x.shape == tuple(src.meta["input_size"])
+    with pytest.raises(UserInputError, match="brings its own weights"):
+        load_source(str(run_dir), "imagenet")
+    with pytest.raises(UserInputError, match="does not exist"):
+        load_source("lenet5_modern", runs_only=True)

@@ -214,6 +214,8 @@ def test_fake_is_seeded_and_learnable():
     pred = torch.cdist(ds.test.images.flatten(1).float(), centroids).argmin(1)
     assert (pred == ds.test.labels).float().mean() > 0.9
     assert load_dataset("fake").image_size == (3, 32, 32)
+    # HxW leaves the channels open, and fake images are grey then (sizes.parse_size's rule)
+    assert load_dataset("fake:8x6:10:2").image_size == (1, 8, 6)
 
 
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),

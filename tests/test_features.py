@@ -40,6 +40,9 @@ def test_default_layer_is_the_heads_input() -> None:
 def test_unknown_layer() -> None:
     with pytest.raises(convzoo.UserInputError, match="no layer 'conv9'"):
         extract(convzoo.create_model("lenet5"), _batches(), "conv9")
+    # the same lookup as the pictures: a near miss gets the close names
+    with pytest.raises(convzoo.UserInputError, match="did you mean stem.c1"):
+        extract(convzoo.create_model("lenet5"), _batches(), "stem.c11")
 
 
 def test_linear_probe_separates_separable_features() -> None:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from convzoo.cli import main
-from convzoo.cli.predict import load_for_predict
+from convzoo.train.source import load_source
 
 CATS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 COFFEE = {"espresso", "cup", "coffee mug", "eggnog", "consomme"}
@@ -96,6 +96,6 @@ def test_help_explains_exit_status(capsys) -> None:
     assert "exit status" in out and "1  some image could not be read" in out
 
 
-def test_load_for_predict() -> None:
-    model = load_for_predict("efficientnet_lite0", "imagenet")
-    assert not model.training and len(model.class_names) == 1000
+def test_load_source_for_predict() -> None:
+    src = load_source("efficientnet_lite0", "imagenet", need_weights=True)
+    assert not src.model.training and len(src.class_names) == 1000

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from convzoo.cli.train import evaluate_checkpoint
 from convzoo.train import distributed as dd
+from convzoo.train.checkpoint_eval import evaluate_checkpoint
 
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():

@@ -47,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     import torch
 
     from .analysis.profile import summary
-    from .cli.models import profile_table
+    from .analysis.summary_table import profile_table
     from .errors import ConvzooError
     from .train import fit, load_recipe
     from .train.config import replace

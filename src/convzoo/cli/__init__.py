@@ -1,4 +1,5 @@
-"""The `convzoo` command. Each subcommand lives in its own module with `add_parser`."""
+"""The `convzoo` command. Each subcommand lives in the module of its name, which has
+`add_parser(sub)`; `COMMANDS` lists those modules in the order `convzoo --help` shows them."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from collections.abc import Sequence
 from ..errors import ConvzooError
 
 # Modules of subcommands, in the order `convzoo --help` lists them.
-COMMANDS = ("models", "calc", "train", "predict", "transfer", "viz")
+COMMANDS = ("list", "summary", "calc", "train", "eval", "predict", "finetune", "features",
+            "experiment", "viz")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -1,35 +1,85 @@
-"""Helpers shared by the subcommands."""
+"""What the subcommands share: output, help layout, the size flag, and the flags that set
+`TrainConfig` fields one to one (train and finetune take them alike)."""
 
 from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Iterable
+from typing import Any
 
+from ..data.augment import augment_names
 from ..errors import UserInputError
+from ..sizes import Size, parse_size
+
+# flag -> TrainConfig field, for the flags that override a recipe's fields one to one
+FIELD_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("--data", {"metavar": "NAME", "help": "data set: fashion-mnist, cifar10, mnist5k, "
+                "imagefolder:PATH, fake:CxHxW:N:K, ..."}),
+    ("--data-dir", {"metavar": "DIR", "help": "look for the data set's files here first"}),
+    ("--epochs", {"type": int, "metavar": "N"}),
+    ("--batch-size", {"type": int, "metavar": "N"}),
+    ("--lr", {"type": float, "metavar": "X", "help": "learning rate (peak rate for one-cycle)"}),
+    ("--momentum", {"type": float, "metavar": "X"}),
+    ("--weight-decay", {"type": float, "metavar": "X"}),
+    ("--optimizer", {"metavar": "NAME", "help": "sgd (default), adam, adamw, rmsprop"}),
+    ("--schedule", {"metavar": "NAME",
+                    "help": "constant, step, multistep, plateau, cosine, onecycle"}),
+    ("--warmup-epochs", {"type": float, "metavar": "X"}),
+    ("--label-smoothing", {"type": float, "metavar": "X"}),
+    ("--grad-clip", {"type": float, "metavar": "X", "help": "max gradient norm"}),
+    ("--ema", {"type": float, "metavar": "DECAY", "help": "parameter EMA, e.g. 0.999"}),
+    ("--augment", {"metavar": "PRESET", "help": ", ".join(augment_names())}),
+    ("--device", {"metavar": "cpu|cuda|auto"}),
+    ("--amp", {"metavar": "auto|bf16|fp32"}),
+    ("--out", {"metavar": "DIR", "help": "run directory (default runs/MODEL-DATA-TIME)"}),
+    ("--seed", {"type": int, "metavar": "N"}),
+    ("--workers", {"type": int, "metavar": "N", "help": "loader processes for image folders"}),
+    ("--init-from", {"metavar": "CHECKPOINT", "help": "copy matching tensors from a trained "
+                     "run (VGG: the paper's rule when the source is A)"}),
+    ("--weights", {"metavar": "SOURCE", "help": "start from these weights (file or 'imagenet')"}),
+    ("--max-steps", {"type": int, "metavar": "N", "help": "stop after N optimiser steps"}),
+    ("--stop-after", {"type": int, "metavar": "N",
+                      "help": "end this invocation after N epochs (continue with --resume)"}),
+    ("--val-split", {"type": float, "metavar": "F",
+                     "help": "hold out this fraction of the training set for validation"}),
+)
+
+SOURCE_HELP = ("a run directory or checkpoint (its weights, class names and preprocessing), "
+               "or a registered model name with --weights")
 
 
-def parse_size(text: str) -> tuple[int, int, int]:
-    """'3x224x224' -> (3, 224, 224); '224x224' or '224' keep the model's channels (0)."""
-    parts = text.lower().replace("*", "x").split("x")
-    try:
-        nums = [int(p) for p in parts]
-    except ValueError:
-        raise UserInputError(f"malformed size {text!r}: write CxHxW, e.g. 3x224x224") from None
-    if len(nums) == 1:
-        nums = [0, nums[0], nums[0]]
-    elif len(nums) == 2:
-        nums = [0, *nums]
-    if len(nums) != 3 or min(nums[1:]) < 1 or nums[0] < 0:
-        raise UserInputError(f"malformed size {text!r}: write CxHxW, e.g. 3x224x224")
-    return nums[0], nums[1], nums[2]
+def field_name(flag: str) -> str:
+    """'--batch-size' -> 'batch_size', the TrainConfig field it sets."""
+    return flag.lstrip("-").replace("-", "_")
 
 
-def size_arg(text: str) -> tuple[int, int, int]:
-    """`parse_size` for argparse, whose own message then names the problem."""
+def add_field_flags(p: argparse.ArgumentParser, skip: Iterable[str] = ()) -> None:
+    """FIELD_FLAGS on `p`; a flag not given stays out of the namespace (a recipe's value or
+    the default then holds)."""
+    skipped = set(skip)
+    for flag, kw in FIELD_FLAGS:
+        if flag not in skipped:
+            p.add_argument(flag, default=argparse.SUPPRESS, **kw)
+
+
+def field_values(args: argparse.Namespace, extra: Iterable[str] = ()) -> dict[str, Any]:
+    """The TrainConfig fields the user set by flag (FIELD_FLAGS and `extra` field names)."""
+    given = {field_name(flag) for flag, _ in FIELD_FLAGS} | set(extra)
+    return {k: v for k, v in vars(args).items() if k in given}
+
+
+def size_arg(text: str) -> Size:
+    """`sizes.parse_size` for argparse, whose own message then names the problem."""
     try:
         return parse_size(text)
     except UserInputError as e:
         raise argparse.ArgumentTypeError(str(e)) from None
+
+
+def positive(value: int | None, flag: str) -> None:
+    if value is not None and value < 1:
+        raise UserInputError(f"{flag} must be at least 1, got {value}")
 
 
 def formatter(epilog: str) -> dict:

@@ -1,22 +1,19 @@
-"""`convzoo predict MODEL --weights imagenet IMAGE...`: the top-5 classes of each image."""
+"""`convzoo predict SOURCE IMAGE...`: the top-5 classes of each image."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import torch
-from torch import nn
 
 from ..data.images import BadImageError, read_image
-from ..data.preprocess import Preprocess
 from ..errors import UserInputError
-from ..registry import create_model, get_entry
-from ..train.loop import resolve_device
-from .common import emit, formatter
+from ..train.device import resolve_device
+from ..train.source import Source, load_source
+from .common import SOURCE_HELP, emit, formatter
 
 TOP = 5
 
@@ -36,10 +33,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "  convzoo predict efficientnet_lite0 --weights imagenet cat.jpg dog.png\n"
                     "  convzoo predict efficientnet_lite0 --weights imagenet photos/*.jpg "
                     "--format json\n\n" + EXIT_STATUS))
-    p.add_argument("model", help="a registered model name (see `convzoo list`), or a "
-                   "training run directory or checkpoint (its weights and class names)")
+    p.add_argument("model", metavar="SOURCE", help=SOURCE_HELP)
     p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
-    p.add_argument("--weights", metavar="SOURCE",
+    p.add_argument("--weights", metavar="W",
                    help="'imagenet' for a model that ships weights (efficientnet_lite0), "
                         "or a weights file (.safetensors, .pth)")
     p.add_argument("--format", choices=("table", "json"), default="table",
@@ -50,49 +46,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_predict)
 
 
-def load_for_predict(source: str, weights: str | None) -> nn.Module:
-    """The model `predict` runs, in eval mode, from the MODEL argument: a training run directory
-    or checkpoint (which brings its weights, class names and preprocessing), or a registered
-    model name with `weights`. Other kinds of MODEL belong here too."""
-    from ..train.inference import is_run, model_for_predict
-
-    if is_run(source):
-        if weights is not None:
-            raise UserInputError(f"{source} is a training run and brings its own weights; "
-                                 "leave out --weights")
-        return model_for_predict(source)
-    get_entry(source)  # an unknown name fails here, with suggestions
-    if weights is None:
-        raise UserInputError(f"{source} needs --weights (a weights file, or a named source such "
-                             "as 'imagenet'): random weights predict nothing")
-    model = create_model(source)
-    sources = getattr(model, "pretrained_sources", {})
-    if weights not in sources and not weights.startswith("torchvision:") \
-            and not Path(weights).exists():
-        have = ", ".join(repr(s) for s in sources) or "none"
-        raise UserInputError(f"{source} has no weights named {weights!r} (named sources: {have})"
-                             " and no such file exists; pass a weights file")
-    from ..weights import load_weights
-
-    load_weights(model, weights)
-    return model.eval()
-
-
-def default_preprocess(model: nn.Module) -> Preprocess:
-    """For weights that declare none: ImageNet statistics, a 0.875 centre crop at the input size."""
-    c, h, _ = getattr(model, "default_input_size", (3, 224, 224))
-    return Preprocess(resize=round(h / 0.875), crop=h, channels=c)
-
-
-def classify(model: nn.Module, images: list[str], batch_size: int = 16,
+def classify(src: Source, images: list[str], batch_size: int = 16,
              device: torch.device | None = None) -> list[dict[str, Any]]:
     """Per image, in order: {path, top5: [{class, prob}]} or {path, error}."""
     if batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, got {batch_size}")
     device = device or torch.device("cpu")
-    model.to(device)
-    prep = getattr(model, "preprocess", None) or default_preprocess(model)
-    names = getattr(model, "class_names", None)
+    model = src.model.to(device)
+    prep, names = src.preprocess, src.class_names
     results: list[dict[str, Any]] = []
     pending: list[tuple[dict[str, Any], torch.Tensor]] = []
 
@@ -138,8 +99,8 @@ def render_table(results: list[dict[str, Any]]) -> str:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    model = load_for_predict(args.model, args.weights)
-    results = classify(model, args.images, args.batch_size, resolve_device(args.device))
+    src = load_source(args.model, args.weights, need_weights=True)
+    results = classify(src, args.images, args.batch_size, resolve_device(args.device))
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"convzoo predict: {r['path']}: {r['error']} (skipped)", file=sys.stderr)

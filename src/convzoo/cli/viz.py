@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit, formatter
+from .common import emit, formatter, positive
 
-_SOURCE_HELP = ("a registered model name (random weights unless --weights), or a training run "
-                "directory or checkpoint")
+SOURCE_HELP = ("a training run directory or checkpoint, or a registered model name (random "
+               "weights unless --weights)")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -26,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "--out filters.png\n"
                     "  convzoo viz filters runs/lenet5_modern-mnist --layer stage1 "
                     "--out lenet.png"))
-    q.add_argument("source", metavar="MODEL_OR_RUN", help=_SOURCE_HELP)
+    q.add_argument("source", metavar="MODEL_OR_RUN", help=SOURCE_HELP)
     q.add_argument("--weights", metavar="W", help="'imagenet' (efficientnet_lite0) or a "
                    "weights file (.safetensors, .pth)")
     q.add_argument("--layer", metavar="NAME", help="a Conv2d's name, or a group (stem, "
@@ -44,7 +44,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "--layer stage2 --out maps.png\n"
                     "  convzoo viz activations runs/lenet5_modern-mnist digit.png "
                     "--out maps.png"))
-    q.add_argument("source", metavar="MODEL_OR_RUN", help=_SOURCE_HELP)
+    q.add_argument("source", metavar="MODEL_OR_RUN", help=SOURCE_HELP)
     q.add_argument("image", metavar="IMAGE")
     q.add_argument("--weights", metavar="W")
     q.add_argument("--layer", metavar="NAME", help="a group (stem, stage2, ...) or any module's "
@@ -56,21 +56,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.set_defaults(func=cmd_activations)
 
 
-def _positive(value: int | None, flag: str) -> None:
-    from ..errors import UserInputError
-
-    if value is not None and value < 1:
-        raise UserInputError(f"{flag} must be at least 1, got {value}")
-
-
 def cmd_filters(args: argparse.Namespace) -> int:
+    from ..train.source import load_source
     from ..viz.filters import draw_filters
-    from ..viz.source import load_model
 
-    _positive(args.max_filters, "--max-filters")
-    _positive(args.scale, "--scale")
-    model, what = load_model(args.source, args.weights)
-    pic = draw_filters(model, args.out, args.layer, args.scale, args.max_filters)
+    positive(args.max_filters, "--max-filters")
+    positive(args.scale, "--scale")
+    src = load_source(args.source, args.weights)
+    what = src.description
+    pic = draw_filters(src.model, args.out, args.layer, args.scale, args.max_filters)
     shape = "x".join(map(str, pic.weight_shape))
     emit(f"{pic.path}: {pic.shown} filters of {pic.layer} (weight {shape}) of {what}, "
          f"{pic.size[0]}x{pic.size[1]} pixels")
@@ -78,13 +72,15 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 
 def cmd_activations(args: argparse.Namespace) -> int:
+    from ..train.source import load_source
     from ..viz.activations import draw_activations
-    from ..viz.source import load_model
 
-    _positive(args.channels, "--channels")
-    _positive(args.scale, "--scale")
-    model, what = load_model(args.source, args.weights)
-    pic = draw_activations(model, args.image, args.out, args.layer, args.channels, args.scale)
+    positive(args.channels, "--channels")
+    positive(args.scale, "--scale")
+    src = load_source(args.source, args.weights)
+    what = src.description
+    pic = draw_activations(src.model, args.image, args.out, args.layer, args.channels,
+                           args.scale, src.preprocess)
     shape = "x".join(map(str, pic.shape))
     emit(f"{pic.path}: {pic.shown} of {pic.shape[0]} channels at {pic.layer} (output {shape}) "
          f"of {what}; mean {pic.mean:.3g}, {100 * pic.zero_fraction:.1f}% zeros; "

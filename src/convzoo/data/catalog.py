@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserInputError
+from ..sizes import fill_channels, parse_size
 from .seeding import generator
 
 MNIST_CLASSES = [str(i) for i in range(10)]
@@ -196,19 +197,6 @@ def array_dataset(name: str, classes: list[str], train: ArraySplit, test: ArrayS
 # ---------------------------------------------------------------- fake
 
 
-def parse_size(text: str) -> tuple[int, int, int]:
-    """'3x32x32' -> (3, 32, 32); 'HxW' means one channel."""
-    try:
-        dims = tuple(int(p) for p in text.lower().split("x"))
-    except ValueError:
-        dims = ()
-    if len(dims) == 2:
-        dims = (1, *dims)
-    if len(dims) != 3 or min(dims) < 1:
-        raise UserInputError(f"bad image size {text!r}: write CxHxW, e.g. 3x32x32")
-    return dims  # type: ignore[return-value]
-
-
 def fake(size: tuple[int, int, int], n: int, num_classes: int, seed: int = 0) -> DataSet:
     """Synthetic uint8 images that a network can learn: each class has its own smooth pattern
     (bilinear upsampling of a random 4x4 image) and every image is half that pattern, half
@@ -243,7 +231,8 @@ def _load_fake(spec: str, seed: int) -> DataSet:
     if len(parts) > 3:
         raise UserInputError(f"bad fake data set {spec!r}: write fake:CxHxW:N:K, "
                              "e.g. fake:3x32x32:1000:10")
-    size = parse_size(parts[0]) if parts and parts[0] else (3, 32, 32)
+    # "HxW" leaves the channels open, and fake images are grey then
+    size = fill_channels(parse_size(parts[0]), 1) if parts and parts[0] else (3, 32, 32)
     try:
         n = int(parts[1]) if len(parts) > 1 else 1000
         k = int(parts[2]) if len(parts) > 2 else 10

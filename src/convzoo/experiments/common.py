@@ -69,10 +69,11 @@ def init_grad_norms(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> list[
 def first_batch(data: Any, input_size: tuple[int, int, int], batch_size: int,
                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
     from ..data.loader import make_loader
+    from ..sizes import fill_channels
 
     batches = make_loader(data.train, batch_size=batch_size, train=False, device="cpu",
-                          input_size=input_size, mean=data.mean, std=data.std, augment=None,
-                          seed=seed, epoch=0)
+                          input_size=fill_channels(input_size, data.image_size[0]),
+                          mean=data.mean, std=data.std, augment=None, seed=seed, epoch=0)
     return next(iter(batches))
 
 

@@ -58,7 +58,7 @@ def run_transfer(
     from ..registry import create_model
     from ..train.config import TrainConfig
     from ..train.features import extract, linear_probe
-    from ..train.finetune import load_source, new_head
+    from ..train.source import load_source, new_head
     from ..train.loop import fit, resolve_device
     from ..train.progress import Progress
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
+from ..sizes import parse_size
 
 # The recipes ship inside the package (package data), so an installed wheel finds them too.
 RECIPE_PACKAGE = "convzoo"
@@ -37,7 +38,8 @@ class TrainConfig:
     init_rule: str = "auto"  # auto | match | vgg (the VGG paper's rule)
     data: str = ""
     data_dir: str | None = None
-    input_size: tuple[int, int, int] | None = None  # what the model sees (default: its own)
+    input_size: tuple[int, int, int] | None = None  # what the model sees (default: its own;
+    # channels 0: the data's)
     val_split: float = 0.0  # fraction of the training set held out for validation
     mean: list[float] | None = None  # normalisation on the 0..1 scale (default: the data's)
     std: list[float] | None = None
@@ -129,13 +131,11 @@ def _coerce(name: str, value: Any) -> Any:
     if value is None:
         return None
     if name == "input_size":
-        if isinstance(value, str):
-            from ..cli.common import parse_size
-
-            value = parse_size(value)
-        if len(value) != 3:
-            raise UserInputError(f"input_size must be C, H, W (got {value!r})")
-        return tuple(int(v) for v in value)
+        # 'CxHxW', 'HxW', N, or a list of 2 or 3 numbers; without C the channels stay open (0)
+        # and the run takes the data's
+        if isinstance(value, bool) or not isinstance(value, str | int | list | tuple):
+            raise UserInputError(f"input_size takes CxHxW, HxW or N (got {value!r})")
+        return parse_size(value)
     if isinstance(default, bool) or name == "channels_last":
         if isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):

@@ -14,21 +14,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-
-
-def resolve_layer(model: nn.Module, layer: str | None) -> nn.Module | None:
-    """None -> the head's input; a group name (stem, stage2, ...) or any module's full name."""
-    if layer is None:
-        return None
-    groups = model.group_modules() if hasattr(model, "group_modules") else {}
-    if layer in groups:
-        return groups[layer]
-    modules = dict(model.named_modules())
-    if layer in modules:
-        return modules[layer]
-    names = ", ".join(groups)
-    raise UserInputError(f"no layer {layer!r} in this model; use a group ({names}) or a module "
-                         "name from `convzoo summary MODEL`")
+from ..layers.lookup import find_layer
 
 
 def _pool(t: torch.Tensor) -> torch.Tensor:
@@ -41,8 +27,9 @@ def extract(
     model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
     layer: str | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pooled features (N x D, float32, CPU) and labels (N) from `layer` over all batches."""
-    target = resolve_layer(model, layer)
+    """Pooled features (N x D, float32, CPU) and labels (N) from `layer` over all batches:
+    a group (stem, stage2, ...) or any module's full name; None: the head's input."""
+    target = None if layer is None else find_layer(model, layer)
     was_training = model.training
     model.eval()
     captured: list[torch.Tensor] = []

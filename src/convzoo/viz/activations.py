@@ -4,6 +4,7 @@ channels' strengths with the printed statistics, not the picture)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -11,8 +12,8 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
+from ..layers.lookup import find_layer, first_conv, group_modules
 from .grid import save_grid
-from .source import find_module, first_conv
 
 MIN_TILE = 64  # small maps (7x7 at the end of a net) are enlarged to at least this size
 
@@ -30,7 +31,7 @@ class ActivationPicture:
 
 def default_layer(model: nn.Module) -> str:
     """The stem's output where the model names one, else the first convolution."""
-    if hasattr(model, "group_modules"):
+    if "stem" in group_modules(model):
         return "stem"
     found = first_conv(model)
     if found is None:
@@ -38,15 +39,16 @@ def default_layer(model: nn.Module) -> str:
     return found[0]
 
 
-def image_input(model: nn.Module, image: str | Path) -> torch.Tensor:
-    """The image as the model sees it: the model's own preprocessing (a run's, or the one its
-    weights declare), else an ImageNet-style centre crop at its default input size."""
-    from ..cli.predict import default_preprocess
+def image_input(model: nn.Module, image: str | Path,
+                preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None) -> torch.Tensor:
+    """The image as the model sees it: `preprocess` (a source's: a run's, or the one its
+    weights declare), else an ImageNet-style centre crop at the model's default input size."""
     from ..data.images import BadImageError, read_image
+    from ..train.source import default_preprocess
 
-    prep = getattr(model, "preprocess", None) or default_preprocess(model)
+    prep = preprocess or default_preprocess(model)
     try:
-        img = read_image(image, channels=prep.channels)
+        img = read_image(image, channels=prep.channels)  # type: ignore[attr-defined]
     except BadImageError as e:
         raise UserInputError(f"cannot read the image {e}") from None
     return prep(img)[None]
@@ -54,7 +56,7 @@ def image_input(model: nn.Module, image: str | Path) -> torch.Tensor:
 
 @torch.no_grad()
 def layer_output(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
-    target = find_module(model, layer)
+    target = find_layer(model, layer)
     captured: list[torch.Tensor] = []
 
     def hook(_m: nn.Module, _i: tuple, out: object) -> None:
@@ -72,10 +74,11 @@ def layer_output(model: nn.Module, x: torch.Tensor, layer: str) -> torch.Tensor:
 
 
 def draw_activations(model: nn.Module, image: str | Path, out: str | Path,
-                     layer: str | None = None, channels: int = 32,
-                     scale: int | None = None) -> ActivationPicture:
+                     layer: str | None = None, channels: int = 32, scale: int | None = None,
+                     preprocess: Callable[[torch.Tensor], torch.Tensor] | None = None,
+                     ) -> ActivationPicture:
     layer = layer or default_layer(model)
-    maps = layer_output(model, image_input(model, image), layer)
+    maps = layer_output(model, image_input(model, image, preprocess), layer)
     if maps.dim() != 3:
         raise UserInputError(f"layer {layer!r} gives a vector of {maps.numel()} values, not "
                              "maps; choose a convolutional layer (e.g. stem, stage2)")

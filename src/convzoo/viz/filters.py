@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
+from ..layers.lookup import find_layer, first_conv
 from .grid import save_grid
-from .source import find_module, first_conv
 
 TILE_PIXELS = 32  # a kernel is enlarged to about this many pixels across
 
@@ -37,7 +37,7 @@ def conv_layer(model: nn.Module, layer: str | None) -> tuple[str, nn.Conv2d]:
         if found is None:
             raise UserInputError("this model has no convolution to draw")
         return found
-    module = find_module(model, layer)
+    module = find_layer(model, layer)
     if isinstance(module, nn.Conv2d):
         return layer, module
     if list(module.children()):

@@ -11,15 +11,6 @@ GAP = 1  # pixels between tiles and around the grid
 BACKGROUND = 40  # grey level of the gaps: dark, so a white tile edge still shows
 
 
-def unit_range(t: torch.Tensor) -> torch.Tensor:
-    """`t` mapped linearly onto 0..1; a constant tensor becomes mid-grey."""
-    t = t.detach().float()
-    lo, hi = t.min(), t.max()
-    if float(hi - lo) < 1e-12:
-        return torch.full_like(t, 0.5)
-    return (t - lo) / (hi - lo)
-
-
 def grid_shape(n: int, cols: int | None = None) -> tuple[int, int]:
     """(rows, cols) for n tiles: nearly square unless `cols` is given."""
     cols = max(1, min(n, cols or math.ceil(math.sqrt(n))))

@@ -1,5 +1,6 @@
-"""`convzoo experiment activations` and `convzoo experiment degradation` (the `experiment`
-command itself, and its `transfer` kind, live in cli/transfer.py)."""
+"""`convzoo experiment NAME`: the lectures' experiments: `transfer` (pretrained versus random
+features, fine-tuning versus scratch), `activations` (why ReLU) and `degradation` (plain versus
+residual nets of growing depth)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,39 @@ import argparse
 import textwrap
 from pathlib import Path
 
-from .common import emit, formatter
+from ..errors import UserInputError
+from .common import SOURCE_HELP, emit, formatter, size_arg
 
 
-def add_experiments(kinds: argparse._SubParsersAction) -> None:
+def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..experiments.activations import ACTIVATIONS
     from ..experiments.degradation import PAPER_SETTING
+
+    p = sub.add_parser("experiment", help="the lectures' experiments")
+    kinds = p.add_subparsers(dest="experiment", metavar="NAME", required=True)
+    q = kinds.add_parser(
+        "transfer", help="pretrained vs random features, fine-tuning vs scratch",
+        **formatter("example:\n  convzoo experiment transfer efficientnet_lite0 --weights "
+                    "imagenet --data fashion-mnist --labels-per-class 10,100 --input 3x96x96"))
+    q.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    q.add_argument("--weights", metavar="W")
+    q.add_argument("--data", required=True, metavar="NAME")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--labels-per-class", default="10,100,1000", metavar="K,K,...")
+    q.add_argument("--methods", default="probe_pretrained,probe_random,partial,scratch",
+                   metavar="M,M,...")
+    q.add_argument("--epochs", type=int, default=5, metavar="N",
+                   help="budget of partial fine-tuning and of training from scratch")
+    q.add_argument("--lr", type=float, default=0.01, metavar="X")
+    q.add_argument("--train-last", type=int, default=1, metavar="N")
+    q.add_argument("--batch-size", type=int, default=64, metavar="N")
+    q.add_argument("--input", type=size_arg, metavar="CxHxW",
+                   help="input size (default: what the weights expect)")
+    q.add_argument("--test-limit", type=int, metavar="N", help="score on N test images")
+    q.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="runs/transfer", metavar="DIR")
+    q.set_defaults(func=cmd_transfer)
 
     q = kinds.add_parser(
         "activations", help="why ReLU: one net trained with each activation function",
@@ -74,6 +102,28 @@ def add_experiments(kinds: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default="runs/experiment-degradation", metavar="DIR")
     q.set_defaults(func=cmd_degradation)
+
+
+def cmd_transfer(args: argparse.Namespace) -> int:
+    from ..data.catalog import load_dataset
+    from ..experiments.transfer import result_table, run_transfer
+
+    try:
+        counts = [int(k) for k in args.labels_per_class.split(",") if k.strip()]
+    except ValueError:
+        raise UserInputError(f"--labels-per-class takes numbers like 10,100,1000, not "
+                             f"{args.labels_per_class!r}") from None
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    data = load_dataset(args.data, args.data_dir, seed=args.seed)
+    size = args.input
+    result = run_transfer(args.source, data, counts, Path(args.out), weights=args.weights,
+                          epochs=args.epochs, lr=args.lr, train_last=args.train_last,
+                          batch_size=args.batch_size, device=args.device, seed=args.seed,
+                          test_limit=args.test_limit, input_size=size, methods=methods,
+                          log=emit)
+    emit(result_table(result).render("table"))
+    emit(f"written: {args.out}/transfer.json, .csv, .md, .png")
+    return 0
 
 
 def cmd_activations(args: argparse.Namespace) -> int:
