@@ -11,7 +11,6 @@ Randomness (order, crop offsets, flips, boxes) is drawn on the CPU from generato
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -34,8 +33,6 @@ from .catalog import ArraySplit, FolderSplit
 from .seeding import generator
 
 __all__ = ["Augment", "Batches", "adaptation", "make_loader"]
-
-log = logging.getLogger("convzoo.data")
 
 
 class Pipeline:
