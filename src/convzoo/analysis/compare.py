@@ -1,0 +1,88 @@
+"""Models side by side: size, operations, memory, depth, and their published ImageNet accuracy.
+
+Counts come from the real modules on the meta device (`profile_with_fields`: the profile and
+the depth in one pass); accuracies come from `published.toml`, one cited row per model.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from ..errors import UserInputError
+
+
+@dataclass(frozen=True)
+class Published:
+    top1: float | None
+    top5: float | None
+    source: str  # "paper", "torchvision" or "release"
+    citation: str
+    evaluation: str
+
+
+@dataclass
+class CompareRow:
+    model: str
+    params: int
+    macs: int  # at the default input
+    activations: int  # output elements of the layers, batch 1
+    activation_mb: float  # the same at float32, in MB (10^6 bytes)
+    depth: int  # Conv2d and Linear modules on the longest path
+    input: str
+    top1: float | None
+    top5: float | None
+    source: str
+    citation: str
+    evaluation: str
+
+    @property
+    def gmacs(self) -> float:
+        return self.macs / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+COLUMNS = ("model", "params", "macs", "activations", "depth", "top1", "top5", "source")
+
+
+@cache
+def published() -> dict[str, Published]:
+    """The published accuracies, by registered model name."""
+    text = resources.files("convzoo.analysis").joinpath("published.toml").read_text("utf-8")
+    data = tomllib.loads(text)
+    return {name: Published(row.get("top1"), row.get("top5"), row["source"], row["citation"],
+                            row.get("evaluation", "")) for name, row in data.items()}
+
+
+def compare_models(names: list[str]) -> list[CompareRow]:
+    """One row per model, in the order given."""
+    from .receptive import profile_with_fields
+
+    pub = published()
+    rows = []
+    for name in names:
+        prof, trace = profile_with_fields(name)
+        p = pub.get(name)
+        rows.append(CompareRow(
+            model=name, params=prof.total_params, macs=prof.total_macs,
+            activations=prof.activation_elements,
+            activation_mb=round(prof.activation_elements * 4 / 1e6, 2), depth=trace.depth,
+            input="x".join(map(str, prof.input_size)),
+            top1=p.top1 if p else None, top5=p.top5 if p else None,
+            source=p.source if p else "", citation=p.citation if p else "",
+            evaluation=p.evaluation if p else ""))
+    return rows
+
+
+def sort_rows(rows: list[CompareRow], column: str, reverse: bool = False) -> list[CompareRow]:
+    """Sorted by a column; rows without a value (no published accuracy) go last either way."""
+    if column not in COLUMNS:
+        raise UserInputError(f"cannot sort by {column!r}: choose one of {', '.join(COLUMNS)}")
+    have = [r for r in rows if getattr(r, column) not in (None, "")]
+    missing = [r for r in rows if getattr(r, column) in (None, "")]
+    return sorted(have, key=lambda r: getattr(r, column), reverse=reverse) + missing
