@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint clean
+.PHONY: run test lint dist clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,5 +36,12 @@ test: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest
 
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check src tests benchmarks
+
+# A wheel and an sdist in dist/ (the wheel carries the recipes and every other data file).
+dist: $(VENV)/.installed-dev
+	$(BIN)/python -m build --outdir dist
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist src/*.egg-info
