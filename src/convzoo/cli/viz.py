@@ -55,6 +55,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, metavar="FILE.png")
     q.set_defaults(func=cmd_activations)
 
+    q = kinds.add_parser(
+        "activation-functions", aliases=["activations-functions"],
+        help="sigmoid, tanh, ReLU, leaky ReLU, ELU, SELU and their derivatives",
+        **formatter("example:\n  convzoo viz activation-functions --out functions.png"))
+    q.add_argument("--out", required=True, metavar="FILE.png")
+    q.add_argument("--range", type=float, nargs=2, default=(-4.0, 4.0), metavar=("LO", "HI"))
+    q.add_argument("--no-slides", action="store_true",
+                   help="leave out the slides' leaky ReLU and SELU lines, drawn dotted")
+    q.set_defaults(func=cmd_activation_functions)
+
+
+def cmd_activation_functions(args: argparse.Namespace) -> int:
+    from ..viz.functions import ACTIVATIONS, draw_activation_functions
+
+    w, h = draw_activation_functions(args.out, lo=args.range[0], hi=args.range[1],
+                                     slide_formulas=not args.no_slides)
+    emit(f"{args.out}: {', '.join(ACTIVATIONS)} and their derivatives, {w}x{h} pixels")
+    return 0
+
 
 def cmd_filters(args: argparse.Namespace) -> int:
     from ..train.source import load_source
