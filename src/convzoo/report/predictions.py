@@ -1,0 +1,113 @@
+"""The run's model on its test set, image by image: what the confusion matrix, per-class
+accuracy and the grid of confident mistakes are drawn from.
+
+The model is rebuilt from the run's last checkpoint (its EMA weights when it has them: what
+the run's own final evaluation scored) and the data read through the catalog with the run's
+data set, data directory and seed, so the figures match the run's summary.json.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import UserInputError
+from .rundir import RunDir
+
+
+@dataclass
+class Predictions:
+    classes: list[str]
+    labels: torch.Tensor  # N true classes
+    probs: torch.Tensor  # N x K softmax probabilities
+    images: list[torch.Tensor]  # uint8 C x H x W of the images `wrong` points at, in order
+    wrong: list[int]  # indices of the most confident mistakes, most confident first
+    split: str = "test"
+
+    @property
+    def predicted(self) -> torch.Tensor:
+        return self.probs.argmax(1)
+
+    @property
+    def k(self) -> int:
+        return min(5, len(self.classes))
+
+    @property
+    def top1(self) -> float:
+        return float((self.predicted == self.labels).double().mean())
+
+    @property
+    def top5(self) -> float:
+        topk = self.probs.topk(self.k, dim=1).indices
+        return float((topk == self.labels[:, None]).any(1).double().mean())
+
+    def confusion(self) -> torch.Tensor:
+        """K x K counts, rows the true class, columns the predicted one."""
+        k = len(self.classes)
+        cells = self.labels * k + self.predicted
+        return torch.bincount(cells, minlength=k * k).view(k, k)
+
+    def per_class(self) -> list[tuple[str, int, float]]:
+        """(class, test images, accuracy) per class."""
+        cm = self.confusion()
+        n = cm.sum(1)
+        return [(c, int(n[i]), float(cm[i, i]) / max(int(n[i]), 1))
+                for i, c in enumerate(self.classes)]
+
+
+def _image(split, i: int) -> torch.Tensor:
+    from ..data.catalog import ArraySplit
+
+    if isinstance(split, ArraySplit):
+        return split.images[i]
+    from PIL import Image
+
+    path = split.samples[i][0]
+    with Image.open(path) as im:
+        im = im.convert("RGB")
+        im.thumbnail((96, 96))
+        return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8) \
+            .view(im.height, im.width, 3).permute(2, 0, 1).contiguous()
+
+
+@torch.no_grad()
+def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
+                n_wrong: int = 24, batch_size: int = 256) -> Predictions:
+    """Softmax outputs of the run's model on (the first `limit` images of) its test split."""
+    from ..data.catalog import ArraySplit, FolderSplit, load_dataset
+    from ..data.loader import make_loader
+    from ..train.checkpoint import model_from_checkpoint
+    from ..train.evaluate import split_output
+
+    if run.checkpoint is None:
+        raise UserInputError(f"{run.path} has no checkpoint: the report needs last/ or best/ "
+                             "to score the test images")
+    meta, cfg = run.meta, run.config
+    dev = torch.device(device)
+    model = model_from_checkpoint(run.checkpoint, ema=True, device=dev)
+    ds = load_dataset(meta.get("data") or run.data, cfg.get("data_dir"), seed=cfg.get("seed", 0))
+    classes = list(meta.get("class_names") or ds.classes)
+    if len(classes) != len(ds.classes):
+        raise UserInputError(f"the run knows {len(classes)} classes, {ds.name} has "
+                             f"{len(ds.classes)}: score it with `convzoo eval` instead")
+    split = ds.test
+    if limit is not None and limit < len(split):
+        split = (ArraySplit(split.images[:limit].contiguous(), split.labels[:limit])
+                 if isinstance(split, ArraySplit) else FolderSplit(split.samples[:limit]))
+    input_size = tuple(meta.get("input_size") or model.default_input_size)
+    batches = make_loader(split, batch_size=batch_size, train=False, device=dev,
+                          input_size=input_size, mean=meta.get("mean", ds.mean),
+                          std=meta.get("std", ds.std), augment=None, seed=0, epoch=0)
+    probs, labels = [], []
+    for x, y in batches:
+        logits = split_output(model(x))[0].float()
+        if cfg.get("tta_flip"):
+            logits = (logits + split_output(model(x.flip(-1)))[0].float()) / 2
+        probs.append(logits.softmax(1).cpu())
+        labels.append(y.cpu())
+    p, y = torch.cat(probs), torch.cat(labels)
+    conf, pred = p.max(1)
+    mistakes = (pred != y).nonzero().flatten()
+    order = mistakes[conf[mistakes].argsort(descending=True)][:n_wrong].tolist()
+    return Predictions(classes, y, p, [_image(split, i) for i in order], order)
