@@ -254,11 +254,12 @@ def _run(run: RunDir) -> str:
              ["torch.compile", s.get("compile", "-")]]
     if s.get("processes"):
         rows.append(["processes (DDP)", s["processes"]])
-    rows += [["data", f"{run.data} ({meta.get('data_source', '')})".rstrip(" ()")],
+    source = meta.get("data_source")
+    rows += [["data", f"{run.data} ({source})" if source else run.data],
              ["run directory", str(run.path)]]
     versions = s.get("versions") or meta.get("versions") or {}
     rows += [[f"{k} version", v] for k, v in versions.items()]
-    return _section("run", "Run: throughput, device and versions", _table(["", ""], rows))
+    return _section("run", "Run: throughput, device and versions", _table(["what", "value"], rows))
 
 
 # ---- the page ------------------------------------------------------------------------------
