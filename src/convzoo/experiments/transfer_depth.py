@@ -9,7 +9,7 @@ relative weight change ||W_after - W_before|| / ||W_before|| of each group (stem
 the head's layers before the new last layer) after full fine-tuning.
 
 Choices:
-- Depth d retrains the new head and the last d groups of the body (`train.transfer` plans:
+- Depth d retrains the new head and the last d groups of the body (`train.freeze` plans:
   mode `linear` for d = 0, mode `partial` with train_last = d otherwise); frozen groups stay in
   eval mode, so their batch-norm statistics do not move either.
 - Every retrained group gets the same learning rate by default (lr_decay 1.0, not the
@@ -96,7 +96,7 @@ def relative_change(before: dict[str, list[torch.Tensor]],
 
 
 def run_transfer_depth(
-    source: str, datasets: Sequence[DataSet], out: Path, *, weights: str | None = None,
+    source: str | Any, datasets: Sequence[DataSet], out: Path, *, weights: str | None = None,
     depths: Sequence[int] | None = None, labels_per_class: int | None = None,
     epochs: int = 3, lr: float = 0.01, lr_decay: float = 1.0, batch_size: int = 32,
     device: str = "auto", seed: int = 0, input_size: tuple[int, int, int] | None = None,
@@ -105,7 +105,9 @@ def run_transfer_depth(
     """Fine-tune `source` at every depth on every data set; write transfer_depth.json/.md/.png
     under `out` and return the result.
 
-    `datasets`: typically two, one near the source's task and one far from it, in that order.
+    `source`: a SOURCE string (`train.source.load_source` reads it with `weights`) or a
+    source already loaded. `datasets`: typically two, one near the source's task and one far
+    from it, in that order.
     `depths`: retrained groups, default 0 (probe) .. all; the full depth is always run, since
     the weight changes come from it. `labels_per_class` (None: all) and `test_limit` (test
     images, None: all) keep a CPU run short; `input_size` (C, H, W) overrides the source's."""
@@ -123,7 +125,7 @@ def run_transfer_depth(
                                  f"{d.name} is an image folder")
     out.mkdir(parents=True, exist_ok=True)
     dev = resolve_device(device)
-    src = load_source(source, weights)
+    src = load_source(source, weights) if isinstance(source, str) else source
     name = getattr(src.model, "model_name", source)
     groups = body_groups(src.model)
     full = len(groups)
