@@ -2,17 +2,24 @@
 
 ``PATH/train/<class>/...`` with ``PATH/val/`` (or ``validation/``, ``test/``) beside it gives
 the two splits; otherwise ``PATH/<class>/...`` (or ``PATH/train/<class>/...`` alone) is split by
-the seed, TEST_FRACTION of every class held out. Class names are the folder names, sorted.
+the seed, TEST_FRACTION of every class held out. Class names are the folder names, sorted
+(printable: bytes that are not UTF-8 appear as \\xNN). A class folder with no images is not a
+class (a warning says so); a set needs two classes. The channels and size the set is worked at
+come from the headers of up to SAMPLE of its images by the rule in `decide_size`, logged.
 
 Workers decode an image at the model's channel count and bring it to the model's input size
 (random-resized crop when training asks for it; otherwise shorter side resized and a centred
 crop), as uint8. Flips, padded crops and normalisation then happen on the device, batch-wise,
-as for in-memory data. An image that cannot be decoded is logged by path and skipped.
+as for in-memory data. An image that cannot be decoded is logged by path and skipped; more
+than the limit (1% of the split by default, $CONVZOO_MAX_BAD_IMAGES to change it) stop the
+epoch with an error naming the first.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
@@ -20,11 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from ..errors import UserInputError
+from ..errors import ConvzooError, UserInputError
 from .augment import Augment, sample_boxes, sample_shift_flip
 from .catalog import TEST_FRACTION, DataSet, FolderSplit, stratified_split
-from .images import IMAGE_SUFFIXES, BadImageError, read_image
-from .loader import Batches, Pipeline, bad_limit, too_many_bad
+from .images import IMAGE_SUFFIXES, BadImageError, peek_image, read_image, shown
+from .loader import Batches, Pipeline, bad_limit
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .seeding import generator
 
@@ -38,64 +45,126 @@ SMALL_SIDE = 64
 EVAL_CROP_RATIO = 0.875
 
 
+#: How many files (evenly spread over the sorted list, so every class is seen) have their
+#: header read to decide the channels and size; all of them in smaller sets.
+SAMPLE = 1000
+#: The environment variable that sets how many unreadable images a split may hold: a count
+#: ("20") or a fraction of the split ("0.05"). It replaces the limit the caller gave (1%).
+MAX_BAD_ENV = "CONVZOO_MAX_BAD_IMAGES"
+
+
 def _class_dirs(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
-def _scan(folder: Path, classes: list[str]) -> list[tuple[str, int]]:
-    samples = []
-    for label, name in enumerate(classes):
-        d = folder / name
-        if not d.is_dir():
-            continue
-        files = sorted(p for p in d.rglob("*")
-                       if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
-                       and p.is_file())
-        samples.extend((str(p), label) for p in files)
-    return samples
+def _images_in(d: Path) -> list[Path]:
+    return sorted(p for p in d.rglob("*")
+                  if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
+                  and p.is_file())
 
 
-def _peek_size(samples: list[tuple[str, int]], root: Path) -> tuple[int, int, int]:
-    for path, _ in samples[:50]:
+def _listing(folder: Path, dirs: list[str]) -> dict[str, list[Path]]:
+    """The image files of each class folder in `dirs` (none for a folder that is missing)."""
+    return {name: _images_in(folder / name) if (folder / name).is_dir() else [] for name in dirs}
+
+
+def _samples(listing: dict[str, list[Path]], dirs: list[str]) -> list[tuple[str, int]]:
+    """(path, label) of every image in the class folders `dirs` (label: position in `dirs`)."""
+    return [(str(p), label) for label, name in enumerate(dirs) for p in listing[name]]
+
+
+def _non_empty(folder: Path, listing: dict[str, list[Path]]) -> list[str]:
+    """The class folders that hold at least one image file; the others are not classes."""
+    keep = []
+    for name, files in listing.items():
+        if files:
+            keep.append(name)
+        else:
+            log.warning("%s holds no images (%s): it is not a class", shown(folder / name),
+                        ", ".join(IMAGE_SUFFIXES))
+    return keep
+
+
+def _spread(items: list, k: int) -> list:
+    if len(items) <= k:
+        return items
+    step = len(items) / k
+    return [items[int(i * step)] for i in range(k)]
+
+
+def decide_size(samples: list[tuple[str, int]], root: Path) -> tuple[int, int, int]:
+    """The channels and size the set is worked at, from the headers of (up to SAMPLE of) its
+    images, by a stated rule (logged):
+
+    - channels: 3 when any image is stored in colour (grey images are then replicated, which
+      loses nothing; averaging colour photos to grey would), 1 when all are grey;
+    - size: when most images have both sides at most SMALL_SIDE, the most common size among
+      them (digits, CIFAR-like sets); otherwise 224x224, the ImageNet convention for photos.
+    """
+    seen = []
+    for path, _ in _spread(samples, SAMPLE):
         try:
-            img = read_image(path, channels=None)
+            seen.append(peek_image(path))
         except BadImageError:
-            continue
-        c, h, w = img.shape
-        return (c, h, w) if max(h, w) <= SMALL_SIDE else (c, 224, 224)
-    raise UserInputError(f"none of the first images in {root} could be read; "
-                         "check that the folder holds images")
+            continue  # reported by path when the loader meets it
+    if not seen:
+        raise UserInputError(f"none of the {min(len(samples), SAMPLE)} images looked at in "
+                             f"{shown(root)} could be read; check that the folder holds images")
+    colour = sum(c == 3 for c, _, _ in seen)
+    channels = 3 if colour else 1
+    small = [(h, w) for _, h, w in seen if max(h, w) <= SMALL_SIDE]
+    if len(small) * 2 > len(seen):
+        (h, w), count = Counter(small).most_common(1)[0]
+        how = f"{h}x{w}, the size of {count} of the {len(seen)} images looked at"
+    else:
+        h, w = 224, 224
+        how = (f"224x224, as {len(seen) - len(small)} of the {len(seen)} images looked at have "
+               f"a side over {SMALL_SIDE}")
+    log.info("image folder %s: %d channel%s (%d of %d images looked at are in colour), %s",
+             shown(root), channels, "s" if channels > 1 else "", colour, len(seen), how)
+    return channels, h, w
 
 
 def load_imagefolder(path: str, seed: int = 0) -> DataSet:
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserInputError(f"image folder {root} does not exist; give imagefolder:PATH with "
-                             "one subfolder per class (or train/ and val/ holding them)")
+        raise UserInputError(f"image folder {shown(root)} does not exist; give imagefolder:PATH "
+                             "with one subfolder per class (or train/ and val/ holding them)")
     train_dir = root / "train"
     test_dir = next((root / d for d in TEST_DIRS if (root / d).is_dir()), None)
     if train_dir.is_dir() and test_dir is not None:
-        classes = _class_dirs(train_dir)
-        extra = sorted(set(_class_dirs(test_dir)) - set(classes))
+        listing = _listing(train_dir, _class_dirs(train_dir))
+        dirs = _non_empty(train_dir, listing)
+        held_out = _listing(test_dir, _class_dirs(test_dir))
+        extra = sorted(d for d, files in held_out.items() if files and d not in dirs)
         if extra:
-            raise UserInputError(f"{test_dir} has classes that {train_dir} lacks: "
-                                 f"{', '.join(extra[:5])}; give every class training images")
-        train, test = _scan(train_dir, classes), _scan(test_dir, classes)
+            raise UserInputError(f"{shown(test_dir)} has classes that {shown(train_dir)} lacks: "
+                                 f"{', '.join(shown(e) for e in extra[:5])}; give every class "
+                                 "training images")
+        base = train_dir
+        held_out = {d: held_out.get(d, []) for d in dirs}
+        train, test = _samples(listing, dirs), _samples(held_out, dirs)
     else:
         base = train_dir if train_dir.is_dir() else root
-        classes = _class_dirs(base)
-        every = _scan(base, classes)
+        listing = _listing(base, _class_dirs(base))
+        dirs = _non_empty(base, listing)
+        every = _samples(listing, dirs)
         labels = torch.tensor([lab for _, lab in every], dtype=torch.int64)
         tr, te = stratified_split(labels, TEST_FRACTION, seed, str(root)) if every else ([], [])
         train = [every[i] for i in tr.tolist()] if every else []
         test = [every[i] for i in te.tolist()] if every else []
-    if not classes:
-        raise UserInputError(f"no class folders in {root}: put each class's images in a "
+    if not listing:
+        raise UserInputError(f"no class folders in {shown(root)}: put each class's images in a "
                              "subfolder named after the class")
     if not train:
         raise UserInputError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in the class folders "
-                             f"of {root}")
-    size = _peek_size(train, root)
+                             f"of {shown(root)}")
+    if len(dirs) < 2:
+        raise UserInputError(f"{shown(base)} holds one class ({shown(dirs[0])}); a classifier "
+                             "needs at least two: add a folder of images for each other class")
+    # folder names that are not UTF-8 become printable class names; the files keep their paths
+    classes = [shown(d) for d in dirs]
+    size = decide_size(train, root)
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
     if size[0] == 1:
@@ -103,6 +172,29 @@ def load_imagefolder(path: str, seed: int = 0) -> DataSet:
     return DataSet(name=f"imagefolder:{path}", classes=classes, train=FolderSplit(train),
                    test=FolderSplit(test), image_size=size, mean=mean, std=std,
                    source=str(root))
+
+
+def max_bad_setting(default: float | int) -> float | int:
+    """The unreadable-image limit: $CONVZOO_MAX_BAD_IMAGES when set, else `default`."""
+    raw = os.environ.get(MAX_BAD_ENV, "").strip()
+    if not raw:
+        return default
+    try:
+        value = float(raw.removesuffix("%")) / (100 if raw.endswith("%") else 1)
+    except ValueError:
+        value = -1.0
+    if not value >= 0 or value != value or value == float("inf"):
+        raise UserInputError(f"{MAX_BAD_ENV}={raw!r}: give a count (20) or a fraction of the "
+                             "images (0.05 or 5%)")
+    return value if value < 1 else int(value)
+
+
+def too_many_bad(bad: list[tuple[str, str]], n: int, limit: int) -> ConvzooError:
+    path, reason = bad[0]
+    return ConvzooError(f"{len(bad)} of {n} images could not be read (more than the {limit} "
+                        f"tolerated), the first {shown(path)}: {reason}; fix or remove them, or "
+                        f"tolerate more with the environment variable {MAX_BAD_ENV} (a count, "
+                        "or a fraction of the images such as 0.05)")
 
 
 def _to_size(img: torch.Tensor, size: tuple[int, int], shorter: float) -> torch.Tensor:
@@ -182,7 +274,7 @@ class FolderBatches(Batches):
         self.device, self.train, self.seed, self.epoch = device, train, seed, epoch
         self.rank = int(positions[0]) if positions is not None and len(positions) else 0
         self.augment = augment
-        self.limit = bad_limit(n, max_bad_images)
+        self.limit = bad_limit(n, max_bad_setting(max_bad_images))
         rrc = augment is not None and augment.random_resized_crop
         # evaluating photos: the usual resize to size / 0.875 and centre crop
         photos = not train and max(input_size[1:]) > SMALL_SIDE
@@ -199,7 +291,7 @@ class FolderBatches(Batches):
         a = self.augment
         for x, y, bad in self.loader:
             for path, reason in bad:
-                log.warning("skipped unreadable image %s: %s", path, reason)
+                log.warning("skipped unreadable image %s: %s", shown(path), reason)
                 self.bad_images.append(path)
                 self.skipped.append((path, reason))
             if len(self.skipped) > self.limit:

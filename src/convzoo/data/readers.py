@@ -137,8 +137,14 @@ def _read_cifar_file(path: Path, label_key: str) -> tuple[np.ndarray, np.ndarray
     data, labels = _get(d, "data", path), _get(d, label_key, path)
     if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim not in (2, 4):
         raise UserInputError(f"{path}: 'data' is not a uint8 array of N x 3072 pixels")
+    if data.size != len(data) * 3072:
+        raise UserInputError(f"{path}: 'data' is {'x'.join(map(str, data.shape))}, not "
+                             "N x 3072 pixels (N images of 3x32x32)")
     data = data.reshape(len(data), 3, 32, 32)
-    labels = np.asarray(labels, dtype=np.int64)
+    try:
+        labels = np.asarray(labels, dtype=np.int64)
+    except (TypeError, ValueError, OverflowError):
+        raise UserInputError(f"{path}: {label_key!r} is not a list of integer labels") from None
     if labels.shape != (len(data),):
         raise UserInputError(f"{path}: {len(data)} images but {labels.size} labels")
     return data, labels
@@ -177,7 +183,10 @@ def load_cifar(key: str, roots: Sequence[Path], explicit: Path | None,
 def _cifar_classes(key: str, meta: Path, names_key: str) -> list[str]:
     if meta.is_file():
         names = _get(safe_load(meta), names_key, meta)
-        return [n.decode() if isinstance(n, bytes) else str(n) for n in names]
+        if not isinstance(names, list | tuple) or not all(isinstance(n, bytes | str)
+                                                          for n in names):
+            raise UserInputError(f"{meta}: {names_key!r} is not a list of class names")
+        return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
     if key == "cifar10":
         return list(CIFAR10_CLASSES)
     return [f"class{i}" for i in range(100)]  # without the meta file the names are unknown

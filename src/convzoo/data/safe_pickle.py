@@ -88,7 +88,10 @@ def safe_load(path: str | Path) -> Any:
     """Unpickle a data file with the restricted unpickler; Python 2 strings come back as bytes,
     as the CIFAR files were written by Python 2."""
     path = Path(path)
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserInputError(f"{path}: cannot read it ({e.strerror})") from None
     try:
         return RestrictedUnpickler(io.BytesIO(data), encoding="bytes").load()
     except pickle.UnpicklingError as e:
@@ -96,6 +99,9 @@ def safe_load(path: str | Path) -> Any:
             f"{path}: refused to unpickle it, it names {e} (convzoo reads data pickles with a "
             "restricted unpickler that allows only plain data and numeric numpy arrays); "
             "replace the file with the original download") from None
-    except (EOFError, ValueError, TypeError, IndexError, KeyError, AttributeError) as e:
-        raise UserInputError(f"{path}: not a readable data pickle ({type(e).__name__}: {e}); "
-                             "replace the file with the original download") from None
+    except Exception as e:  # noqa: BLE001 - a damaged pickle fails in many ways, all of them
+        # the file's fault; nothing it names was called (find_class allows no callable that
+        # could act), so reporting it is all there is to do
+        first = (str(e).strip().splitlines() or [""])[0][:120]
+        raise UserInputError(f"{path}: not a readable data pickle ({type(e).__name__}: "
+                             f"{first}); replace the file with the original download") from None

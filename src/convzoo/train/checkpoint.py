@@ -670,8 +670,6 @@ def model_from_checkpoint(ckpt: Checkpoint, *, ema: bool = True,
     try:
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in create_model(name, **args).state_dict().items()}
-    except ConvzooError:
-        raise
     except Exception as e:  # noqa: BLE001 - a constructor refusing arguments, in any way
         raise UserInputError(f"{ckpt.meta_file}: cannot build {name} with its model_args "
                              f"({_first_line(e)})") from None
