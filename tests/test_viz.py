@@ -28,11 +28,10 @@ def photo(tmp_path):
 def test_first_conv_grid_has_the_expected_size_and_content(tmp_path, capsys):
     out = tmp_path / "f.png"
     assert main(["viz", "filters", "lenet5_modern", "--out", str(out)]) == 0
-    # 6 filters of 1x5x5: grey tiles enlarged 6x (30 px), a 3x2 grid with 1 px gaps
+    # 6 filters of 1x5x5: grey tiles enlarged 10x (50 px), a labelled 3x2 grid under a title
     img, size = pixels(out)
-    assert size == (3 * 30 + 4, 2 * 30 + 3)
-    tile = img[1:31, 1:31].float()
-    assert tile.std() > 20  # the weights, not a flat grey
+    assert size[0] >= 3 * 50 and size[1] >= 2 * 50
+    assert len(img[..., 0].unique()) > 20  # the weights, not a flat grey
     assert (img[..., 0] == img[..., 1]).all()  # one input channel: grey
     assert "stem.c1" in capsys.readouterr().out
 
@@ -41,13 +40,13 @@ def test_rgb_filters_and_a_deeper_layer(tmp_path):
     model = create_model("resnet20")
     pic = draw_filters(model, tmp_path / "rgb.png")
     assert pic.layer == "stem.conv" and pic.weight_shape == (16, 3, 3, 3)
-    assert pic.size == (4 * 33 + 5, 4 * 33 + 5)
+    assert pic.size[0] >= 4 * 48 and pic.size[1] >= 4 * 48  # 3x3 kernels enlarged 16x
     img, _ = pixels(tmp_path / "rgb.png")
-    assert (img[1:34, 1:34, 0] != img[1:34, 1:34, 1]).any()  # colour tiles
+    assert (img[..., 0] != img[..., 1]).any()  # colour tiles
     # a group means its first convolution: 16 filters x 16 input channels, one row each
     pic = draw_filters(model, tmp_path / "deep.png", layer="stage1", max_filters=4)
     assert pic.layer == "stage1.0.conv1.conv"
-    assert pic.size == (16 * 33 + 17, 4 * 33 + 5)
+    assert pic.size[0] >= 16 * 48 and 4 * 48 <= pic.size[1] < 8 * 48  # 4 rows of 16 inputs
 
 
 def test_each_filter_is_scaled_on_its_own():
