@@ -58,9 +58,9 @@ def run_transfer(
     from ..registry import create_model
     from ..train.config import TrainConfig
     from ..train.features import extract, linear_probe
-    from ..train.source import load_source, new_head
     from ..train.loop import fit, resolve_device
     from ..train.progress import Progress
+    from ..train.source import load_source, new_head
 
     if not isinstance(data.train, ArraySplit):
         raise UserInputError("the transfer experiment needs a data set held in memory")
@@ -128,7 +128,6 @@ def run_transfer(
             else:
                 torch.manual_seed(seed)
                 model = create_model(name, **{**base_args, "num_classes": data.num_classes})
-            cfg.model_args = dict(getattr(model, "model_args", {}))
             summary = fit(cfg, data=small, model=model, progress=Progress(enabled=False))
             row[method] = summary["test"]["top1"]
         log("  ".join(f"{key} {v:.4f}" if isinstance(v, float) else f"{key} {v}"
