@@ -12,7 +12,7 @@ from ..errors import ConvzooError
 
 # Modules of subcommands, in the order `convzoo --help` lists them.
 COMMANDS = ("list", "summary", "calc", "train", "eval", "predict", "finetune", "features",
-            "experiment", "viz")
+            "experiment", "viz", "export", "compare", "report")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -30,6 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="The classic convolutional networks: build, count, train, fine-tune.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
+    from ..version import installed_version
+
+    parser.add_argument("--version", action="version", version=f"convzoo {installed_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
