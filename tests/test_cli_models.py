@@ -55,7 +55,26 @@ def test_summary_json_schema(capsys) -> None:
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown"])
 def test_summary_formats(capsys, fmt: str) -> None:
     code, out, _ = run(capsys, "summary", "lenet5", "--format", fmt)
-    assert code == 0 and "stem.c1" in out and "60,000" in out
+    assert code == 0 and "stem.c1" in out
+    if fmt == "csv":  # plain numbers for machines
+        import csv
+        import io
+
+        rows = [r for r in csv.reader(io.StringIO(out)) if r]
+        assert rows[0][:4] == ["layer", "type", "output", "params"]
+        assert rows[0][-3:] == ["RF", "jump", "start"]
+        assert rows[-1][0] == "total" and rows[-1][3] == "60000"
+        assert rows[1][:4] == ["stem.c1", "Conv2d", "6x28x28", "156"] and rows[1][7] == "5"
+    else:  # thousands separators for people
+        assert "60,000" in out and "117,600" in out
+
+
+def test_summary_json_has_receptive_fields(capsys) -> None:
+    code, out, _ = run(capsys, "summary", "alexnet", "--format", "json")
+    layers = {r["name"]: r for r in json.loads(out)["layers"]}
+    assert code == 0
+    assert layers["stem.conv"]["rf"] == [11, 11] and layers["stem.conv"]["jump"] == [4, 4]
+    assert layers["stem.pool"]["rf"] == [19, 19]
 
 
 def test_summary_input_and_batch(capsys) -> None:

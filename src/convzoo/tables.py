@@ -11,8 +11,18 @@ from typing import Any
 FORMATS = ("table", "json", "csv", "markdown")
 
 
+def cell(value: Any) -> str:
+    """A cell as a person reads it: whole numbers with thousands separators."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
 @dataclass
 class Table:
+    """Cells hold plain values (ints, floats, strings): json and csv write them as they are,
+    so a machine reads 1234567, and the table and markdown renderings write 1,234,567."""
+
     title: str
     columns: list[str]
     rows: list[list[Any]]
@@ -44,7 +54,7 @@ class Table:
                      "|" + "|".join("---:" if i in self.align_right else "---"
                                     for i in range(len(self.columns))) + "|"]
             body = self.rows + ([self.totals] if self.totals is not None else [])
-            lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in body]
+            lines += ["| " + " | ".join(cell(c) for c in r) + " |" for r in body]
             lines += [""] + [f"- {n}" for n in self.notes] if self.notes else []
             return "\n".join(lines)
         return _render_rich(self)
@@ -56,10 +66,10 @@ def _render_rich(t: Table) -> str:
 
     rt = RichTable(title=t.title, show_footer=t.totals is not None, title_justify="left")
     for i, c in enumerate(t.columns):
-        footer = "" if t.totals is None else str(t.totals[i])
+        footer = "" if t.totals is None else cell(t.totals[i])
         rt.add_column(c, justify="right" if i in t.align_right else "left", footer=footer)
     for r in t.rows:
-        rt.add_row(*(str(c) for c in r))
+        rt.add_row(*(cell(c) for c in r))
     console = Console(file=io.StringIO(), width=160, force_terminal=False, color_system=None)
     console.print(rt)
     for n in t.notes:

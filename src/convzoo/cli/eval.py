@@ -41,7 +41,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.format == "json":
         emit(json.dumps(r))
         return 0
-    rows = [[n, f"{r['per_class_n'][n]:,}", f"{acc:.4f}", f"{1 - acc:.4f}"]
+    rows = [[n, r['per_class_n'][n], f"{acc:.4f}", f"{1 - acc:.4f}"]
             for n, acc in r["per_class"].items()]
     notes = [f"top-1 accuracy {r['top1']:.4f} (error {r['err1']:.4f}); top-{r['top5_k']} "
              f"accuracy {r['top5']:.4f} (error {r['err5']:.4f}); loss {r['loss']:.4f}"]

@@ -10,7 +10,8 @@ from torch import nn
 
 from ..analysis.paper import paper_table
 from ..analysis.profile import Profile, profile_model
-from ..analysis.summary_table import profile_table
+from ..analysis.receptive import profile_with_fields
+from ..analysis.summary_table import profile_table, summary_json
 from ..registry import create_model, get_entry
 from ..sizes import Size, fill_channels
 from ..tables import FORMATS
@@ -38,25 +39,33 @@ def _meta_model(name: str, **kw) -> nn.Module:
         return create_model(name, **kw)
 
 
-def profile_at(name: str, size: Size | None, batch: int, **kw) -> tuple[nn.Module, Profile]:
-    """The model built on the meta device and its profile at `size` (default: its own input;
-    open channels: its own channels; other channels: the model built for them)."""
+def meta_model_at(name: str, size: Size | None, **kw) -> tuple[nn.Module, Size]:
+    """The model built on the meta device for `size` (default: its own input; open channels:
+    its own channels; other channels: the model built for them) and the size filled in."""
     model = _meta_model(name, **kw)
     default = tuple(model.default_input_size)
     size = default if size is None else fill_channels(size, default[0])
     if size[0] != default[0]:
         model = _meta_model(name, in_channels=size[0], **kw)
+    return model, size
+
+
+def profile_at(name: str, size: Size | None, batch: int, **kw) -> tuple[nn.Module, Profile]:
+    """The model on the meta device and its profile at `size` (see `meta_model_at`)."""
+    model, size = meta_model_at(name, size, **kw)
     return model, profile_model(model, size, batch, name)
 
 
 def cmd_summary(args: argparse.Namespace) -> int:
     get_entry(args.model)
     kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
-    model, prof = profile_at(args.model, args.input, args.batch, **kw)
+    model, size = meta_model_at(args.model, args.input, **kw)
+    prof, trace = profile_with_fields(model, size, args.batch)  # one pass for both
+    prof.model = trace.model = args.model
     if args.convention == "paper":
         emit(paper_table(model, prof).render(args.format))
     elif args.format == "json":
-        emit(json.dumps(prof.to_dict(), indent=2))
+        emit(json.dumps(summary_json(prof, trace), indent=2))
     else:
-        emit(profile_table(prof).render(args.format))
+        emit(profile_table(prof, trace).render(args.format))
     return 0

@@ -130,7 +130,7 @@ def run_degradation(
 
 
 def result_table(result: dict[str, Any]) -> Table:
-    rows = [[r["name"], r["depth"], "yes" if r["residual"] else "no", f"{r['params']:,}",
+    rows = [[r["name"], r["depth"], "yes" if r["residual"] else "no", r["params"],
              f"{r['train_loss'][-1]:.4f}", f"{100 * r['final_train_err']:.2f}",
              f"{100 * r['test_err']:.2f}", f"{r['grad_norm_first']:.3g}"]
             for r in result["rows"]]

@@ -114,7 +114,7 @@ def optimiser_groups(model: nn.Module, mode: str, lr: float, train_last: int,
 
 
 def plan_table(plans: list[GroupPlan]) -> Table:
-    rows = [[p.name, f"{p.params:,}", f"{p.lr:.2e}" if p.trainable else "-",
+    rows = [[p.name, p.params, f"{p.lr:.2e}" if p.trainable else "-",
              "trains" if p.trainable else "frozen"] for p in plans]
     n_train = sum(p.params for p in plans if p.trainable)
     return Table("parameter groups", ["group", "params", "learning rate", "state"], rows,
