@@ -155,3 +155,28 @@ def test_unknown_named_weights_source() -> None:
         convzoo.create_model("vgg11", weights="imagenet")
     with pytest.raises(convzoo.UserInputError, match="does not exist"):
         convzoo.create_model("vgg11", weights="missing.pth")
+
+
+@pytest.mark.parametrize("size", (5, 4))
+def test_lrn_is_torch_local_response_norm_bit_for_bit(size: int) -> None:
+    from convzoo.layers import LRN
+
+    ours = LRN(size=size, alpha=1e-4, beta=0.75, k=2.0)
+    theirs = torch.nn.LocalResponseNorm(size, alpha=1e-4 * size, beta=0.75, k=2.0)
+    for shape in ((2, 16, 5, 7), (1, 3, 4, 4)):  # 3 channels: fewer than the window
+        x = torch.randn(*shape) * 4
+        assert torch.equal(ours(x), theirs(x))
+
+
+@pytest.mark.filterwarnings("ignore")  # the legacy exporter's deprecation, tracing
+def test_lrn_then_adaptive_pool_exports_with_the_legacy_onnx_exporter(tmp_path) -> None:
+    # F.pad inside torch's LRN hid the map's size from the legacy exporter, so vgg11_lrn's
+    # adaptive pool before the classifier could not be written ("input size not accessible")
+    onnx = pytest.importorskip("onnx")
+    from convzoo.layers import LRN
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3), LRN(), torch.nn.AdaptiveAvgPool2d(2))
+    path = tmp_path / "lrn.onnx"
+    torch.onnx.export(net.eval(), (torch.randn(1, 3, 10, 10),), str(path), dynamo=False)
+    ops = {n.op_type for n in onnx.load(str(path)).graph.node}
+    assert "AveragePool" in ops and "Pad" not in ops

@@ -10,9 +10,15 @@ import torchvision
 from torch import nn
 
 import convzoo
+from convzoo.analysis.paper import paper_table
 from convzoo.cli import main
 from convzoo.models import ModelOutput
-from convzoo.models.googlenet import INCEPTIONS, PAPER_DISCREPANCIES, PAPER_FIGURES
+from convzoo.models.googlenet import (
+    INCEPTIONS,
+    PAPER_DISCREPANCIES,
+    PAPER_FIGURES,
+    TorchvisionInputTransform,
+)
 from convzoo.weights import load_state
 from peer_checks import randomise_bn
 
@@ -31,7 +37,7 @@ TABLE1_LAYOUT = [
 def _paper_rows() -> dict[str, dict]:
     """The rows of `summary googlenet --convention paper`, keyed as PAPER_FIGURES is."""
     model = convzoo.create_model("googlenet")
-    table = model.paper_table(convzoo.summary("googlenet"))
+    table = paper_table(model, convzoo.summary("googlenet"))
     keys = {"convolution": ["conv1", "conv2"], "linear": ["linear"]}
     out = {}
     for row in map(lambda r: dict(zip(table.columns, r)), table.rows):
@@ -54,7 +60,7 @@ def paper_rows() -> dict[str, dict]:
 
 
 def test_table1_layout_and_filter_columns() -> None:
-    table = convzoo.create_model("googlenet").paper_table(convzoo.summary("googlenet"))
+    table = paper_table(convzoo.create_model("googlenet"), convzoo.summary("googlenet"))
     assert [(r[0], r[2]) for r in table.rows] == TABLE1_LAYOUT
     inception = [r for r in table.rows if r[0].startswith("inception")]
     assert [tuple(r[4:10]) for r in inception] == [tuple(row[1:]) for row in INCEPTIONS]
@@ -115,6 +121,30 @@ def test_aux_outputs_in_training_only() -> None:
     assert model.forward_head(model.forward_features(x), pre_logits=True).shape == (2, 1024)
 
 
+@pytest.mark.parametrize("side", (79, 191, 239, 256, 270, 287))
+def test_aux_heads_train_at_sizes_around_the_paper_pool(side: int) -> None:
+    # 239-270 px once crashed: a floor formula picked the 5x5/3 pool, which then pooled with
+    # ceil mode to 5x5 and gave the FC 1024 3,200 features
+    with torch.device("meta"):
+        model = convzoo.create_model("googlenet", num_classes=7).train()
+        out = model(torch.empty(2, 3, side, side))
+    assert out.logits.shape == (2, 7) and [a.shape for a in out.aux_logits] == [(2, 7)] * 2
+
+
+def test_aux_pool_is_the_paper_pool_at_224() -> None:
+    pool = convzoo.create_model("googlenet").aux.aux1.pool
+    x = torch.randn(1, 2, 14, 14)
+    torch.testing.assert_close(pool(x), torch.nn.functional.avg_pool2d(x, 5, 3), rtol=0, atol=0)
+    assert pool(torch.randn(1, 2, 16, 16)).shape == (1, 2, 4, 4)
+
+
+def test_transform_input_is_torchvisions_arithmetic() -> None:
+    tv = torchvision.models.googlenet(weights=None, aux_logits=False, init_weights=False,
+                                      transform_input=True)
+    x = torch.randn(2, 3, 8, 8)
+    assert torch.equal(TorchvisionInputTransform()(x), tv._transform_input(x))
+
+
 def test_reset_head_resets_aux_and_groups() -> None:
     model = convzoo.create_model("googlenet")
     assert "aux" in model.parameter_groups()
@@ -169,7 +199,7 @@ def test_torchvision_weights_with_aux_into_other_class_count() -> None:
     torch.testing.assert_close(with_aux.aux.aux1.fc1.weight, sd["aux1.fc1.weight"])
     plain = convzoo.create_model("googlenet_tv")  # no aux heads: theirs are dropped
     report = load_state(plain, sd, "googlenet.pth")
-    assert plain.class_names is not None and len(plain.class_names) == 1000
+    assert report.class_names is not None and len(report.class_names) == 1000
 
 
 def test_paper_googlenet_has_no_torchvision_weights() -> None:

@@ -113,3 +113,53 @@ def test_list_models_pattern() -> None:
     assert convzoo.list_models("vgg1?") == ["vgg11", "vgg13", "vgg16", "vgg19"]
     assert "lenet5_modern" in convzoo.list_models("modern")
     assert convzoo.list_models("no-such-net*") == []
+
+
+def test_foreign_names_come_from_the_registry() -> None:
+    import timm
+    import torchvision
+
+    from convzoo.registry import get_entry
+
+    tv_names, seen = set(torchvision.models.list_models()), {"torchvision": 0, "timm": 0}
+    for name in ALL:
+        entry = get_entry(name)
+        with torch.device("meta"):
+            model = convzoo.create_model(name)
+        for source, foreign, attr in (("torchvision", entry.torchvision, "torchvision_name"),
+                                      ("timm", entry.timm, "timm_name")):
+            # a registered foreign name is one its key map serves, and one that exists there
+            assert getattr(model, attr) == foreign
+            if foreign:
+                seen[source] += 1
+                assert source in model.weight_sources, name
+                assert foreign in tv_names if source == "torchvision" else timm.list_models(
+                    foreign), (name, foreign)
+    assert seen["torchvision"] >= 20 and seen["timm"] >= 5
+    with torch.device("meta"):
+        # another layout under the same name is no longer torchvision's network
+        v1 = convzoo.create_model("resnet50", stride_in="1x1")
+    assert v1.weight_sources == () and v1.torchvision_name is None and v1.timm_name is None
+
+
+def test_models_do_not_import_the_analysis() -> None:
+    # analysis reads models (their paper tables live there); the other way round made a
+    # circle models -> analysis.profile -> registry -> models
+    import ast
+    from pathlib import Path
+
+    root = Path(convzoo.__file__).parent
+    files = [*root.glob("models/*.py"), *root.glob("layers/*.py"), *root.glob("weights/*.py"),
+             root / "registry.py"]
+    offenders = []
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""]
+            elif isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            else:
+                continue
+            if any("analysis" in n.split(".") for n in names):
+                offenders.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert len(files) > 15 and not offenders

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import difflib
 import fnmatch
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import UserInputError
@@ -18,23 +18,36 @@ Builder = Callable[..., "nn.Module"]
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """A registered model and what is known about it before it is built."""
+
     name: str
     builder: Builder
-    family: str
+    # The same network's name in torchvision / timm, whose state_dicts it loads.
+    torchvision: str | None = None
+    timm: str | None = None
+    # Weights by name (`create_model(..., weights="imagenet")`): name -> loader(model).
+    pretrained: Mapping[str, Callable[[nn.Module], Any]] = field(default_factory=dict)
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(fn: Builder | None = None, *, name: str | None = None) -> Any:
-    """Register a builder under its function name (or `name`); a duplicate name is an error."""
+def register_model(
+    fn: Builder | None = None, *, name: str | None = None, torchvision: str | None = None,
+    timm: str | None = None, pretrained: Mapping[str, Callable[[nn.Module], Any]] | None = None,
+) -> Any:
+    """Register a builder under its function name (or `name`); a duplicate name is an error.
+
+    `torchvision` / `timm` name the counterpart whose weights the model loads
+    (`weights="torchvision:IMAGENET1K_V1"` fetches them by that name); `pretrained` maps
+    weight names such as "imagenet" to the functions that load them.
+    """
 
     def wrap(f: Builder) -> Builder:
         key = name or f.__name__
         if key in _REGISTRY:
             raise ValueError(f"model name {key!r} is registered twice")
-        family = f.__module__.rsplit(".", 1)[-1]
-        _REGISTRY[key] = ModelEntry(key, f, family)
+        _REGISTRY[key] = ModelEntry(key, f, torchvision, timm, dict(pretrained or {}))
         return f
 
     return wrap(fn) if fn is not None else wrap
@@ -74,10 +87,22 @@ def create_model(name: str, *, weights: str | None = None, **kwargs: Any) -> nn.
         model = entry.builder(**kwargs)
     except TypeError as e:
         raise UserInputError(f"{name}: {e}") from None
-    model.model_name = name  # type: ignore[attr-defined]
-    model.model_args = dict(kwargs)  # type: ignore[attr-defined]
+    describe(model, entry, kwargs)
     if weights is not None:
         from .weights import load_weights
 
-        load_weights(model, weights)
+        load_weights(model, weights, entry.pretrained)
     return model
+
+
+def describe(model: nn.Module, entry: ModelEntry, kwargs: dict[str, Any]) -> None:
+    """Set what a built model says about itself: the one place these attributes are written.
+
+    The foreign names hold only while the model keeps the layout whose keys it maps: a
+    `resnet50(stride_in="1x1")` is no longer torchvision's resnet50.
+    """
+    sources = tuple(getattr(model, "weight_sources", ()))
+    model.model_name = entry.name  # type: ignore[attr-defined]
+    model.model_args = dict(kwargs)  # type: ignore[attr-defined]
+    model.torchvision_name = entry.torchvision if "torchvision" in sources else None
+    model.timm_name = entry.timm if "timm" in sources else None

@@ -127,8 +127,10 @@ def _meta_model(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def profile_model(
     model: nn.Module, input_size: tuple[int, int, int], batch_size: int = 1, name: str = "",
+    training: bool = False,
 ) -> Profile:
-    """Profile `model` on a meta input of shape (batch, *input_size) in eval mode."""
+    """Profile `model` on a meta input of shape (batch, *input_size), in eval mode unless
+    `training` (which runs what only training runs: GoogLeNet's auxiliary classifiers)."""
     if batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     if len(input_size) != 3 or min(input_size) < 1:
@@ -169,7 +171,7 @@ def profile_model(
             handles.append(mod.register_forward_hook(post_hook(qual)))
 
     was_training = model.training
-    model.eval()
+    model.train(training)
     x = torch.empty(batch_size, *input_size, device="meta")
     counter = FlopCounterMode(display=False)
     try:
@@ -252,6 +254,7 @@ def summary(
     model_or_name: nn.Module | str,
     input_size: tuple[int, int, int] | None = None,
     batch_size: int = 1,
+    training: bool = False,
     **model_kwargs: Any,
 ) -> Profile:
     """Per-layer shapes, parameters, MACs and activations of a model or a registered name.
@@ -269,4 +272,4 @@ def summary(
         model, name = model_or_name, getattr(model_or_name, "model_name", "")
     if input_size is None:
         input_size = tuple(getattr(model, "default_input_size", (3, 224, 224)))
-    return profile_model(model, tuple(input_size), batch_size, name)
+    return profile_model(model, tuple(input_size), batch_size, name, training)

@@ -64,8 +64,12 @@ class ConvNormAct(nn.Sequential):
 class LRN(nn.Module):
     """Local response normalisation in the AlexNet paper's form (section 3.3).
 
-    b = a / (k + alpha * sum_{n neighbours} a^2) ^ beta. PyTorch's LocalResponseNorm divides
-    alpha by n (Caffe's convention), so the paper's alpha is passed to it multiplied by n.
+    b = a / (k + alpha * sum_{n neighbours} a^2) ^ beta. The sum is an average over n
+    neighbouring channels times n (Caffe's and PyTorch's convention divides alpha by n, so
+    the paper's alpha is multiplied by n). The arithmetic is `F.local_response_norm`'s, bit
+    for bit, but for an odd n the zeros beyond the first and last channel come from the
+    pool's own padding rather than from `F.pad`: the legacy ONNX exporter loses the map's size
+    at that pad, and a later adaptive pool (VGG's A-LRN column) then cannot be exported.
     """
 
     def __init__(self, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 2.0):
@@ -73,7 +77,17 @@ class LRN(nn.Module):
         self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.local_response_norm(x, self.size, self.alpha * self.size, self.beta, self.k)
+        if x.dim() != 4:
+            return F.local_response_norm(x, self.size, self.alpha * self.size, self.beta,
+                                         self.k)
+        n, sq = self.size, x.mul(x).unsqueeze(1)  # channels as depth: (N, 1, C, H, W)
+        if n % 2 and x.shape[1] >= n:  # count_include_pad: padded zeros count, as F.pad's do
+            div = F.avg_pool3d(sq, (n, 1, 1), stride=1, padding=(n // 2, 0, 0))
+        else:  # an even window pads one channel less after than before; the pool's own
+            # padding also needs at least n channels
+            div = F.avg_pool3d(F.pad(sq, (0, 0, 0, 0, n // 2, (n - 1) // 2)), (n, 1, 1),
+                               stride=1)
+        return x / div.squeeze(1).mul(self.alpha * n).add(self.k).pow(self.beta)
 
     def extra_repr(self) -> str:
         return f"size={self.size}, alpha={self.alpha}, beta={self.beta}, k={self.k}"

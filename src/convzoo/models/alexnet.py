@@ -141,8 +141,6 @@ def alexnet(**kw) -> AlexNet:
     return AlexNet(PAPER_LAYOUT, **kw)
 
 
-@register_model
+@register_model(torchvision="alexnet")
 def alexnet_owt(**kw) -> AlexNet:
-    model = AlexNet(OWT_LAYOUT, **kw)
-    model.torchvision_name = "alexnet"
-    return model
+    return AlexNet(OWT_LAYOUT, **kw)

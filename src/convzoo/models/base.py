@@ -95,8 +95,12 @@ class ConvNet(nn.Module):
     num_classes: int
     # Foreign weights this model accepts ("torchvision", "timm", ...), mapped by `key_map`.
     weight_sources: tuple[str, ...] = ()
+    # Set by `registry.describe` (names) and `weights.load_weights` (what weights bring);
+    # these are the defaults of a model built by its class alone.
     torchvision_name: str | None = None
+    timm_name: str | None = None
     class_names: list[str] | None = None
+    preprocess = None  # a convzoo.data.preprocess.Preprocess, when weights bring one
 
     def key_map(self, source: str) -> dict[str, str | None]:
         """Prefix renames from a foreign state_dict's names to this model's."""

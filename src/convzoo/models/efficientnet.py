@@ -42,11 +42,10 @@ from typing import NamedTuple
 
 from torch import nn
 
-from ..analysis.profile import Profile
 from ..layers.activations import ActSpec
 from ..layers.mbconv import InvertedResidual, conv_norm_act, make_divisible
 from ..registry import register_model
-from ..tables import Table, human
+from ..weights.efficientnet_lite import load_lite0_imagenet
 from .base import ClassifierHead, ConvNet, Paper
 from .mobilenet import mbconv_map
 
@@ -184,7 +183,6 @@ class EfficientNet(ConvNet):
             conv=conv_norm_act(ch, head, 1, norm=norm, act=act),
             pool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(1)))
         self.head = ClassifierHead(pre, head, num_classes, dropout)
-        self.pretrained_sources = _pretrained_sources(scaling.name)
         self._init_weights()
 
     def _init_weights(self) -> None:
@@ -203,16 +201,9 @@ class EfficientNet(ConvNet):
                 nn.init.uniform_(m.weight, -r, r)
                 nn.init.zeros_(m.bias)
 
-    def paper_table(self, profile: Profile) -> Table:
-        return efficientnet_table(self, profile)
-
     @property
     def weight_sources(self) -> tuple[str, ...]:
         return ("torchvision",) if self.flavour is B_FLAVOUR else ("lukemelas",)
-
-    @property
-    def torchvision_name(self) -> str | None:
-        return f"efficientnet_{self.scaling.name}" if self.flavour is B_FLAVOUR else None
 
     def key_map(self, source: str) -> dict[str, str | None]:
         """torchvision (`features.i`, `classifier.1`) or lukemelas-style (`_blocks.N._...`)."""
@@ -249,97 +240,47 @@ _LUKEMELAS_BLOCK = {
 }
 
 
-def efficientnet_table(model: EfficientNet, profile: Profile) -> Table:
-    """Table 1's layout for this variant: operator, input resolution, channels and layers of
-    each stage, with the real parameters and MACs per stage."""
-    b = profile.batch_size
-    rows_of = {"stem": [], "head": [], **{f"stages.{i}": [] for i in range(len(model.stages))}}
-    for r in profile.layers:
-        key = r.name.split(".")[0] if not r.name.startswith("stages.") else \
-            ".".join(r.name.split(".")[:2])
-        if key in rows_of:
-            rows_of[key].append(r)
-    size = f"{profile.input_size[1]}x{profile.input_size[2]}"
-    table_rows = []
-
-    def add(i: int, key: str, operator: str, channels: int, layers: int) -> None:
-        nonlocal size
-        rows = rows_of[key]
-        table_rows.append([i, operator, size, channels, layers,
-                           f"{sum(r.params for r in rows):,}",
-                           human(sum(r.macs for r in rows) / b)])
-        shape = next((r.output_shape for r in reversed(rows) if len(r.output_shape) == 4), ())
-        if shape:
-            size = f"{shape[2]}x{shape[3]}"
-
-    add(1, "stem", "Conv3x3", model.stem.conv.out_channels, 1)
-    for i, stage in enumerate(model.stages):
-        first = stage[0]
-        k = first.dw.conv.kernel_size[0]
-        t = first.dw.conv.out_channels // first.in_channels
-        add(i + 2, f"stages.{i}", f"MBConv{t}, k{k}x{k}", first.out_channels, len(stage))
-    add(len(model.stages) + 2, "head", "Conv1x1 & Pooling & FC", model.num_features, 1)
-    sc = model.scaling
-    notes = [
-        f"scaling: width {sc.width}, depth {sc.depth}, resolution {sc.resolution}, "
-        f"dropout {sc.dropout} (phi = {sc.phi})",
-        "Resolution is each stage's input; params include biases and batch norms; "
-        f"MACs {human(profile.total_macs / b)} per image in all",
-    ]
-    return Table(f"{profile.model}: Table 1 layout (Tan & Le 2019)",
-                 ["Stage", "Operator", "Resolution", "#Channels", "#Layers", "params", "MACs"],
-                 table_rows, notes, align_right={0, 3, 4, 5, 6})
-
-
-def _pretrained_sources(variant: str) -> dict:
-    if variant == "lite0":
-        from ..weights.efficientnet_lite import load_lite0_imagenet
-
-        return {"imagenet": load_lite0_imagenet}
-    return {}
-
-
-@register_model
+@register_model(torchvision="efficientnet_b0")
 def efficientnet_b0(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b0"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b1")
 def efficientnet_b1(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b1"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b2")
 def efficientnet_b2(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b2"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b3")
 def efficientnet_b3(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b3"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b4")
 def efficientnet_b4(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b4"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b5")
 def efficientnet_b5(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b5"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b6")
 def efficientnet_b6(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b6"], **kw)
 
 
-@register_model
+@register_model(torchvision="efficientnet_b7")
 def efficientnet_b7(**kw) -> EfficientNet:
     return EfficientNet(SCALING["b7"], **kw)
 
 
-@register_model
+@register_model(pretrained={"imagenet": load_lite0_imagenet})
 def efficientnet_lite0(**kw) -> EfficientNet:
     return EfficientNet(SCALING["lite0"], LITE_FLAVOUR, **kw)
 

@@ -16,16 +16,14 @@ from .resnet import Arch, ResNet
 
 # Three stages of two basic blocks; 6n+2 = 14 layers with n = 2.
 LAYOUTS: dict[str, Arch] = {
-    "resnet_fmnist": Arch(14, "basic", (2, 2, 2), (64, 128, 256), "cifar"),
-    "resnet_fmnist_s": Arch(14, "basic", (2, 2, 2), (32, 64, 128), "cifar"),
+    "resnet_fmnist": Arch(14, "basic", (2, 2, 2), (64, 128, 256), "cifar", input_side=28),
+    "resnet_fmnist_s": Arch(14, "basic", (2, 2, 2), (32, 64, 128), "cifar", input_side=28),
 }
 
 
 def _small(name: str, num_classes: int = 10, in_channels: int = 1, **kw) -> ResNet:
     kw.setdefault("shortcut", "B")
-    model = ResNet(LAYOUTS[name], num_classes=num_classes, in_channels=in_channels, **kw)
-    model.default_input_size = (in_channels, 28, 28)
-    return model
+    return ResNet(LAYOUTS[name], num_classes=num_classes, in_channels=in_channels, **kw)
 
 
 @register_model

@@ -14,9 +14,13 @@ torchvision ships.
 - two auxiliary classifiers on the outputs of 4a and 4d (section 5): 5x5/3 average pool,
   1x1 convolution with 128 filters, FC 1024, dropout 0.7, FC to the classes. They run in
   training mode only; the model returns `ModelOutput(logits, aux_logits)` in both modes (the
-  tuple is empty in eval mode). The paper weighs their losses by 0.3. At inputs other than
-  224x224 the 5x5/3 pool would not give the 4x4 map the FC 1024 expects, so the map is pooled
-  adaptively to 4x4 there;
+  tuple is empty in eval mode). The paper weighs their losses by 0.3. The 5x5/3 pool gives
+  the 4x4 map the FC 1024 expects from the 14x14 maps of a 224x224 input (and from the
+  12x12 to 14x14 maps of any input from 191 to 238 pixels a side); other inputs give other
+  maps, so the pool is followed by an adaptive average pool to 4x4 (the 5x5 pooled map of a
+  239-286 pixel input is averaged in overlapping 2x2 windows), and a map smaller than 5x5
+  (inputs below 79 pixels) is pooled adaptively to 4x4 directly. Every input size the main
+  path takes (31 pixels and up) therefore trains, auxiliary heads included;
 - initialisation after the reference Caffe model: Xavier weights, convolution biases 0.2.
 
 `googlenet_tv`, torchvision's `googlenet` (6,624,904 parameters without its auxiliary heads):
@@ -29,9 +33,10 @@ pretrained weights, so it is off here too (`transform_input=True` adds the same 
 
 Table 1's params and ops columns (`PAPER_FIGURES`) count weights without biases in units of
 1024 and multiply-accumulates in millions: 1K = 1024 reproduces the column best (inception 3a
-has 163,328 weights = 159.5 x 1024 = 163.3 x 1000, printed as 159K). `paper_table` prints the
-real figures beside the paper's. Where the two disagree by more than rounding
-(`PAPER_DISCREPANCIES`), the paper is inconsistent with its own filter columns:
+has 163,328 weights = 159.5 x 1024 = 163.3 x 1000, printed as 159K). `convzoo summary
+googlenet --convention paper` prints the real figures beside the paper's. Where the two
+disagree by more than rounding (`PAPER_DISCREPANCIES`), the paper is inconsistent with its
+own filter columns:
 - conv 7x7/2: 2.7K / 34M printed; 7*7*3*64 = 9,408 weights (9.2K), 118M MACs at 112x112;
 - params of 4a, 4c, 4d, 4e, 5b are printed 0.7% to 7% below what their columns give (4c:
   463K printed, 497.5K from its filters, while its printed 100M ops agree with 497.5K);
@@ -44,7 +49,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -54,11 +59,7 @@ from ..errors import UserInputError
 from ..layers import LRN, ConvNormAct
 from ..layers.activations import ActSpec, make_act
 from ..registry import register_model
-from ..tables import Table
 from .base import ClassifierHead, ConvNet, ModelOutput, Paper, pool_flatten
-
-if TYPE_CHECKING:
-    from ..analysis.profile import Profile
 
 
 class Inception(NamedTuple):
@@ -126,11 +127,11 @@ class Variant(NamedTuple):
     pool4: int  # kernel of the max-pool before 5a
     dropout: float
     aux_pool: str  # "paper": 5x5/3 average pool; "adaptive": adaptive 4x4
-    torchvision_name: str | None
+    torchvision_keys: bool  # its state_dict is torchvision's `googlenet`
 
 
-PAPER_VARIANT = Variant(False, 5, True, 3, 0.4, "paper", None)
-TORCHVISION_VARIANT = Variant(True, 3, False, 2, 0.2, "adaptive", "googlenet")
+PAPER_VARIANT = Variant(False, 5, True, 3, 0.4, "paper", False)
+TORCHVISION_VARIANT = Variant(True, 3, False, 2, 0.2, "adaptive", True)
 
 PAPER = Paper(
     short="Szegedy et al. 2014",
@@ -160,11 +161,19 @@ class InceptionModule(nn.Module):
 
 
 class AuxPool(nn.Module):
-    """The paper's 5x5/3 average pool where it gives 4x4 (a 14x14 map), else adaptive 4x4."""
+    """The paper's 5x5/3 average pool, then adaptive to the 4x4 map the FC 1024 expects.
+
+    At a 14x14 map (224x224 input) the 5x5/3 pool alone gives 4x4 and the adaptive step is
+    the identity. The pool rounds its output size up, as the reference Caffe model's pools do,
+    and the adaptive step reads the pooled map's real size, so the two can never disagree
+    (they once did: a floor formula chose the branch and a 5x5 map reached the FC layer).
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if all((s - 5) // 3 + 1 == 4 for s in x.shape[-2:]):
-            return F.avg_pool2d(x, 5, 3, ceil_mode=True)
+        if min(x.shape[-2:]) >= 5:
+            x = F.avg_pool2d(x, 5, 3, ceil_mode=True)
+        if tuple(x.shape[-2:]) == (4, 4):
+            return x
         return F.adaptive_avg_pool2d(x, 4)
 
 
@@ -186,13 +195,21 @@ class AuxHead(nn.Sequential):
 
 
 class TorchvisionInputTransform(nn.Module):
-    """torchvision's `transform_input`: ImageNet-normalised input to (x - 0.5) / 0.5."""
+    """torchvision's `transform_input`: ImageNet-normalised input to (x - 0.5) / 0.5.
+
+    torchvision multiplies and adds Python floats, which reach the kernel as the float32
+    nearest to the double-precision constant. The constants are therefore computed in Python
+    (double) and rounded once; computing them from float32 tensors rounds the mean first and
+    the shift came out up to 6e-8 off, 3.5e-6 in the logits.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        std, mean = torch.tensor((0.229, 0.224, 0.225)), torch.tensor((0.485, 0.456, 0.406))
-        self.register_buffer("scale", (std / 0.5).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("shift", ((mean - 0.5) / 0.5).view(1, 3, 1, 1), persistent=False)
+        std, mean = (0.229, 0.224, 0.225), (0.485, 0.456, 0.406)
+        scale = torch.tensor([s / 0.5 for s in std]).view(1, 3, 1, 1)
+        shift = torch.tensor([(m - 0.5) / 0.5 for m in mean]).view(1, 3, 1, 1)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.scale + self.shift
@@ -209,7 +226,6 @@ class GoogLeNet(ConvNet):
     ) -> None:
         super().__init__()
         self.variant, self.num_classes = variant, num_classes
-        self.torchvision_name = variant.torchvision_name
         if variant.batch_norm:
             conv = partial(ConvNormAct, norm=partial(nn.BatchNorm2d, eps=1e-3), act=act)
         else:
@@ -304,7 +320,7 @@ class GoogLeNet(ConvNet):
 
     @property
     def weight_sources(self) -> tuple[str, ...]:
-        return ("torchvision",) if self.torchvision_name else ()
+        return ("torchvision",) if self.variant.torchvision_keys else ()
 
     @property
     def extra_head_prefixes(self) -> tuple[str, ...]:
@@ -313,7 +329,7 @@ class GoogLeNet(ConvNet):
 
     def key_map(self, source: str) -> dict[str, str | None]:
         """torchvision names the stem conv1, conv2 (1x1), conv3 (3x3) and the modules flat."""
-        if source != "torchvision" or not self.torchvision_name:
+        if source not in self.weight_sources:
             return super().key_map(source)
         m: dict[str, str | None] = {"conv1.": "stem.conv1.", "conv2.": "stem.conv2_reduce.",
                                     "conv3.": "stem.conv2.", "fc.": "head.fc."}
@@ -324,92 +340,11 @@ class GoogLeNet(ConvNet):
             m[f"aux{i}."] = f"aux.aux{i}." if self.aux is not None else None
         return m
 
-    def paper_table(self, profile: Profile) -> Table:
-        return googlenet_table(self, profile)
-
-
-def _group(profile: Profile, prefixes: tuple[str, ...]) -> tuple[int, int, tuple[int, ...]]:
-    rows = [r for r in profile.layers if r.extra.get("ran", True)
-            and any(r.name == p or r.name.startswith(p + ".") for p in prefixes)]
-    shape = next((r.output_shape for r in reversed(rows) if r.output_shape), ())
-    return sum(r.weights for r in rows), sum(r.macs for r in rows), shape
-
-
-def _size(shape: tuple[int, ...]) -> str:
-    return f"{shape[2]}x{shape[3]}x{shape[1]}" if len(shape) == 4 else f"1x1x{shape[-1]}"
-
-
-def _k(x: float) -> str:
-    return f"{x:.1f}".removesuffix(".0")
-
-
-def googlenet_table(model: GoogLeNet, profile: Profile) -> Table:
-    """Table 1 row by row from the real profile: weights / 1024 and MACs / 10^6 per row."""
-    b = profile.batch_size
-    cols = ["type", "patch size/stride", "output size", "depth", "#1x1", "#3x3 reduce", "#3x3",
-            "#5x5 reduce", "#5x5", "pool proj", "params", "ops", "paper params", "paper ops"]
-    rows: list[list] = []
-
-    def add(kind: str, patch: str, prefixes: tuple[str, ...], depth: int, filters: tuple,
-            key: str | None, channels: int | None = None) -> None:
-        w, macs, shape = _group(profile, prefixes)
-        if channels is not None:  # a module's output is its branches' concatenation
-            shape = (*shape[:1], channels, *shape[2:])
-        fig = PAPER_FIGURES.get(key) if key else None
-        ours = [f"{_k(w / 1024)}K", f"{macs / b / 1e6:.0f}M"] if depth else ["", ""]
-        paper = [f"{fig.params_k:g}K", f"{fig.ops_m:g}M"] if fig else ["", ""]
-        cells = [("" if f is None else f) for f in filters]
-        rows.append([kind, patch, _size(shape), depth, *cells, *ours, *paper])
-
-    none6 = (None,) * 6
-    aux = sum(r.params for r in profile.layers if r.name.startswith("aux."))
-    k5, pool4 = model.variant.k5, model.variant.pool4
-    add("convolution", "7x7/2", ("stem.conv1",), 1, none6, "conv1")
-    add("max pool", "3x3/2", ("stem.pool1",), 0, none6, None)
-    add("convolution", "3x3/1", ("stem.conv2_reduce", "stem.conv2"), 2,
-        (None, 64, 192, None, None, None), "conv2")
-    add("max pool", "3x3/2", ("stem.pool2",), 0, none6, None)
-    for i, names in enumerate(STAGES):
-        if i:
-            pool = ("stages.1.pool3", "3x3/2") if i == 1 else ("stages.2.pool4",
-                                                              f"{pool4}x{pool4}/2")
-            add("max pool", pool[1], (pool[0],), 0, none6, None)
-        for n in names:
-            r = getattr(model.stages[i], f"inception{n}").row
-            add(f"inception ({n})", "", (f"stages.{i}.inception{n}",), 2, r[1:], n,
-                r.out_channels)
-    _, _, last = _group(profile, (f"stages.{len(STAGES) - 1}",))
-    patch = f"{last[2]}x{last[3]}/1" if len(last) == 4 else ""
-    add("avg pool", patch, ("head.pre",), 0, none6, None)
-    add(f"dropout ({model.head.drop.p:.0%})" if isinstance(model.head.drop, nn.Dropout)
-        else "dropout (none)", "", ("head.drop", "head.pre"), 0, none6, None)
-    if model.num_classes > 0:
-        add("linear", "", ("head.fc",), 1, none6, "linear")
-        rows.append(["softmax", "", f"1x1x{model.num_classes}", 0, *[""] * 10])
-    notes = [
-        "params: weights without biases in units of 1024 (1K = 1024 fits the paper's column "
-        "best); ops: multiply-accumulates in millions, per image",
-        "paper params / paper ops: Table 1 as printed. Its conv 7x7/2 row (2.7K / 34M) "
-        "disagrees with 7*7*3*64 = 9,408 weights and 118M MACs at 112x112; its params for "
-        "4a, 4c, 4d, 4e, 5b and its 5a row (1072K / 54M, which fit 928 input channels, not "
-        "832) disagree with its own filter columns: the real numbers are shown",
-        f"LRN layers and the auxiliary classifiers are not rows of Table 1; the 5x5 branch "
-        f"here is {k5}x{k5}",
-        f"total parameters {profile.total_params:,} with biases "
-        f"({profile.total_weights:,} without); without the auxiliary classifiers "
-        f"{profile.total_params - aux:,}; MACs {profile.total_macs / b / 1e6:,.0f}M (the "
-        "auxiliary classifiers work in training only and are not run here)",
-    ]
-    size = "x".join(map(str, profile.input_size))
-    return Table(f"{profile.model} at {size}: Table 1 of Szegedy et al. 2014 (paper's "
-                 "convention)", cols, rows, notes, align_right=set(range(3, 14)))
-
-
 @register_model
 def googlenet(**kw) -> GoogLeNet:
     return GoogLeNet(PAPER_VARIANT, **kw)
 
 
-@register_model
+@register_model(torchvision="googlenet")
 def googlenet_tv(aux_logits: bool = False, **kw) -> GoogLeNet:
     return GoogLeNet(TORCHVISION_VARIANT, aux_logits=aux_logits, **kw)

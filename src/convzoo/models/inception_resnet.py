@@ -273,7 +273,7 @@ class InceptionResNetV2(ConvNet):
         return m
 
 
-@register_model
+@register_model(timm="inception_resnet_v2")
 def inception_resnet_v2(**kw) -> InceptionResNetV2:
     return InceptionResNetV2(LAYOUTS["tf_slim"], **kw)
 

@@ -169,7 +169,6 @@ def _conv_head(in_ch: int, out_ch: int, act: ActSpec, norm=None) -> nn.Sequentia
 class MobileNetV2(ConvNet):
     paper = V2_PAPER
     weight_sources = ("torchvision",)
-    torchvision_name = "mobilenet_v2"
 
     def __init__(
         self, layout: V2Layout, width_mult: float = 1.0, num_classes: int = 1000,
@@ -346,12 +345,6 @@ class MobileNetV3(ConvNet):
         return m
 
 
-def _v3(layout: V3Layout, tv: str, **kw) -> MobileNetV3:
-    model = MobileNetV3(layout, **kw)
-    model.torchvision_name = tv
-    return model
-
-
 @register_model
 def mobilenet_v1(**kw) -> MobileNetV1:
     return MobileNetV1(V1_TABLE, **kw)
@@ -372,19 +365,19 @@ def mobilenet_v1_025(**kw) -> MobileNetV1:
     return MobileNetV1(V1_TABLE, alpha=0.25, **kw)
 
 
-@register_model
+@register_model(torchvision="mobilenet_v2")
 def mobilenet_v2(**kw) -> MobileNetV2:
     return MobileNetV2(V2_TABLE, **kw)
 
 
-@register_model
+@register_model(torchvision="mobilenet_v3_large")
 def mobilenet_v3_large(**kw) -> MobileNetV3:
-    return _v3(V3_LARGE, "mobilenet_v3_large", **kw)
+    return MobileNetV3(V3_LARGE, **kw)
 
 
-@register_model
+@register_model(torchvision="mobilenet_v3_small")
 def mobilenet_v3_small(**kw) -> MobileNetV3:
-    return _v3(V3_SMALL, "mobilenet_v3_small", **kw)
+    return MobileNetV3(V3_SMALL, **kw)
 
 
 def _features_map(stages: nn.ModuleList, inner: str, block_map) -> dict[str, str | None]:

@@ -34,7 +34,7 @@ prints them beside the real MACs.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -45,11 +45,7 @@ from ..layers import ConvNormAct, SqueezeExcite, make_norm
 from ..layers.activations import ActSpec, make_act
 from ..layers.init import he_init
 from ..registry import register_model
-from ..tables import Table, human
 from .base import ClassifierHead, ConvNet, Paper, pool_flatten
-
-if TYPE_CHECKING:
-    from ..analysis.profile import Profile
 
 
 class Arch(NamedTuple):
@@ -61,6 +57,7 @@ class Arch(NamedTuple):
     widths: tuple[int, ...]  # the 3x3 convolutions' filters per stage
     stem: str  # "imagenet" (7x7/2 conv 64, 3x3/2 max-pool) or "cifar" (3x3 conv 16)
     paper_gflops: float | None = None  # Table 1's "FLOPs" (multiply-adds, v1), x10^9
+    input_side: int | None = None  # default input side; None: 32 (CIFAR) or 224 (ImageNet)
 
 
 IMAGENET_WIDTHS = (64, 128, 256, 512)
@@ -185,7 +182,8 @@ class ResNet(ConvNet):
         self.arch, self.residual, self.stride_in = arch, residual, stride_in
         self.shortcut, self.se_reduction = shortcut, se_reduction
         self.num_classes = (10 if cifar else 1000) if num_classes is None else num_classes
-        self.default_input_size = (3, 32, 32) if cifar else (3, 224, 224)
+        side = arch.input_side or (32 if cifar else 224)
+        self.default_input_size = (in_channels, side, side)
         if se_reduction:
             self.paper = SE_PAPER
 
@@ -223,12 +221,6 @@ class ResNet(ConvNet):
             return ()
         return ("timm",) if self.se_reduction else ("torchvision", "timm")
 
-    @property
-    def torchvision_name(self) -> str | None:  # type: ignore[override]
-        if self._torchvision_layout and not self.se_reduction:
-            return f"resnet{self.arch.depth}"
-        return None
-
     def key_map(self, source: str) -> dict[str, str | None]:
         """torchvision and timm name the blocks layerI.J with conv1/bn1 ... and downsample."""
         if source not in self.weight_sources:
@@ -246,91 +238,28 @@ class ResNet(ConvNet):
                 m[f"{theirs}downsample.1."] = f"{ours}shortcut.bn."
         return m
 
-    def paper_table(self, profile: Profile) -> Table:
-        return resnet_table(self, profile)
-
-
-def _stage_rows(profile: Profile, prefix: str) -> list:
-    return [r for r in profile.layers if r.name == prefix or r.name.startswith(prefix + ".")]
-
-
-def resnet_table(model: ResNet, profile: Profile) -> Table:
-    """Table 1's stage layout with the real output sizes, parameters and MACs per stage."""
-    b = profile.batch_size
-
-    def cells(prefixes: tuple[str, ...]) -> tuple[str, str, str]:
-        rows = [r for p in prefixes for r in _stage_rows(profile, p)]
-        shape = next((r.output_shape for r in reversed(rows) if len(r.output_shape) == 4), ())
-        size = f"{shape[2]}x{shape[3]}" if shape else "1x1"
-        return size, f"{sum(r.params for r in rows):,}", human(sum(r.macs for r in rows) / b)
-
-    arch = model.arch
-    stem = model.stem.conv
-    k, s = stem.kernel_size[0], stem.stride[0]
-    first = f"{k}x{k}, {stem.out_channels}" + (f", stride {s}" if s > 1 else "")
-    table_rows = [["conv1", *cells(("stem.conv", "stem.bn", "stem.act")), ]]
-    table_rows[0].insert(2, first)
-    for i, stage in enumerate(model.stages):
-        block = stage[0]
-        inner = "; ".join(f"{kk}x{kk}, {f}" for kk, f in block.layout())
-        what = f"[{inner}] x{len(stage)}"
-        if i == 0 and hasattr(model.stem, "pool"):
-            what = f"3x3 max pool, stride 2; {what}"
-        size, params, macs = cells((f"stages.{i}",))
-        table_rows.append([f"conv{i + 2}_x", size, what, params, macs])
-    fc = "" if model.num_classes <= 0 else f", {model.num_classes}-d fc, softmax"
-    table_rows.append(["", "1x1", f"average pool{fc}", *cells(("head",))[1:]])
-    kind = f"shortcut option {model.shortcut}" if model.residual else "plain (no shortcuts)"
-    if arch.block == "bottleneck":
-        v = "v1, the paper" if model.stride_in == "1x1" else "v1.5, torchvision"
-        kind += f", stride in the {model.stride_in} ({v})"
-    if model.se_reduction:
-        kind += f", squeeze-and-excitation with reduction {model.se_reduction}"
-    macs = profile.total_macs / b
-    if arch.paper_gflops:
-        paper = f"{arch.paper_gflops}x10^9"
-        flops = (f"FLOPs (Table 1's are multiply-adds, i.e. MACs, of v1): {macs / 1e9:.2f}x10^9 "
-                 f"here, {paper} in the paper")
-    else:
-        paper = "-"
-        flops = f"MACs {human(macs)}; the paper gives no FLOPs for this network"
-    notes = [
-        f"{arch.depth}-layer {arch.stem} network, {kind}",
-        flops,
-        f"parameters {profile.total_params:,}; MACs of convolutions and fully connected "
-        "layers, per image; batch norm, ReLU and additions are not counted",
-    ]
-    size = "x".join(map(str, profile.input_size))
-    where = "Table 1" if arch.stem == "imagenet" else "section 4.2"
-    return Table(
-        f"{profile.model} at {size}: the layout of He et al. 2015, {where}",
-        ["layer name", "output size", f"{arch.depth}-layer", "params", "MACs"], table_rows,
-        notes, totals=["total", "", f"paper FLOPs: {paper}", f"{profile.total_params:,}",
-                       human(macs)], align_right={3, 4})
-
-
 # ImageNet, v1.5 (torchvision's layout and weights).
-@register_model
+@register_model(torchvision="resnet18", timm="resnet18")
 def resnet18(**kw) -> ResNet:
     return ResNet(TABLE1[18], **kw)
 
 
-@register_model
+@register_model(torchvision="resnet34", timm="resnet34")
 def resnet34(**kw) -> ResNet:
     return ResNet(TABLE1[34], **kw)
 
 
-@register_model
+@register_model(torchvision="resnet50", timm="resnet50")
 def resnet50(**kw) -> ResNet:
     return ResNet(TABLE1[50], **kw)
 
 
-@register_model
+@register_model(torchvision="resnet101", timm="resnet101")
 def resnet101(**kw) -> ResNet:
     return ResNet(TABLE1[101], **kw)
 
 
-@register_model
+@register_model(torchvision="resnet152", timm="resnet152")
 def resnet152(**kw) -> ResNet:
     return ResNet(TABLE1[152], **kw)
 
@@ -419,16 +348,16 @@ def plain110(**kw) -> ResNet:
 
 
 # SE-ResNet (Hu et al. 2018), timm's seresnet50/101/152.
-@register_model
+@register_model(timm="seresnet50")
 def se_resnet50(**kw) -> ResNet:
     return ResNet(TABLE1[50], se_reduction=16, **kw)
 
 
-@register_model
+@register_model(timm="seresnet101")
 def se_resnet101(**kw) -> ResNet:
     return ResNet(TABLE1[101], se_reduction=16, **kw)
 
 
-@register_model
+@register_model(timm="seresnet152")
 def se_resnet152(**kw) -> ResNet:
     return ResNet(TABLE1[152], se_reduction=16, **kw)

@@ -132,57 +132,55 @@ class VGG(ConvNet):
         return m
 
 
-def _vgg(col: str, tv: str | None, **kwargs) -> VGG:
-    model = VGG(COLUMNS[col], **kwargs)
-    model.torchvision_name = tv
-    return model
+def _vgg(col: str, **kwargs) -> VGG:
+    return VGG(COLUMNS[col], **kwargs)
 
 
-@register_model
+@register_model(torchvision="vgg11")
 def vgg11(**kw) -> VGG:
-    return _vgg("A", "vgg11", **kw)
+    return _vgg("A", **kw)
 
 
 @register_model
 def vgg11_lrn(**kw) -> VGG:
-    return _vgg("A-LRN", None, **kw)
+    return _vgg("A-LRN", **kw)
 
 
-@register_model
+@register_model(torchvision="vgg13")
 def vgg13(**kw) -> VGG:
-    return _vgg("B", "vgg13", **kw)
+    return _vgg("B", **kw)
 
 
 @register_model
 def vgg16_c(**kw) -> VGG:
-    return _vgg("C", None, **kw)
+    return _vgg("C", **kw)
 
 
-@register_model
+@register_model(torchvision="vgg16")
 def vgg16(**kw) -> VGG:
-    return _vgg("D", "vgg16", **kw)
+    return _vgg("D", **kw)
 
 
-@register_model
+@register_model(torchvision="vgg19")
 def vgg19(**kw) -> VGG:
-    return _vgg("E", "vgg19", **kw)
+    return _vgg("E", **kw)
 
 
-@register_model
+@register_model(torchvision="vgg11_bn")
 def vgg11_bn(**kw) -> VGG:
-    return _vgg("A", "vgg11_bn", batch_norm=True, **kw)
+    return _vgg("A", batch_norm=True, **kw)
 
 
-@register_model
+@register_model(torchvision="vgg13_bn")
 def vgg13_bn(**kw) -> VGG:
-    return _vgg("B", "vgg13_bn", batch_norm=True, **kw)
+    return _vgg("B", batch_norm=True, **kw)
 
 
-@register_model
+@register_model(torchvision="vgg16_bn")
 def vgg16_bn(**kw) -> VGG:
-    return _vgg("D", "vgg16_bn", batch_norm=True, **kw)
+    return _vgg("D", batch_norm=True, **kw)
 
 
-@register_model
+@register_model(torchvision="vgg19_bn")
 def vgg19_bn(**kw) -> VGG:
-    return _vgg("E", "vgg19_bn", batch_norm=True, **kw)
+    return _vgg("E", batch_norm=True, **kw)

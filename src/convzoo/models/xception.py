@@ -192,6 +192,6 @@ def _width(spec: Block | SepConv) -> int:
     return spec.widths[-1] if isinstance(spec, Block) else spec.width
 
 
-@register_model
+@register_model(timm="legacy_xception")
 def xception(**kw) -> Xception:
     return Xception(FLOWS, **kw)

@@ -7,8 +7,10 @@ Nothing here unpickles arbitrary objects: `.safetensors` files are read with saf
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
@@ -26,6 +28,9 @@ class LoadReport:
     loaded: int = 0
     messages: list[str] = field(default_factory=list)
     head_loaded: bool = False  # the file's classifier went into the model's head
+    # What the weights bring beside tensors; `load_weights` hands them to the model.
+    class_names: list[str] | None = None
+    preprocess: Any = None  # a convzoo.data.preprocess.Preprocess
 
     def __str__(self) -> str:
         return "; ".join([f"{self.loaded} tensors loaded from {self.source}", *self.messages])
@@ -126,13 +131,19 @@ def load_state(model: nn.Module, sd: dict[str, torch.Tensor], what: str) -> Load
     head = sd.get(HEAD_PREFIX + "weight")
     if source == "torchvision" and report.head_loaded and head is not None \
             and head.shape[0] == 1000:
-        model.class_names = imagenet_class_names()  # torchvision's classifiers are ImageNet-1k
+        report.class_names = imagenet_class_names()  # torchvision's classifiers are ImageNet-1k
     return report
 
 
-def load_weights(model: nn.Module, weights: str) -> LoadReport:
-    """Load `weights` (a file, or a named source the model declares) into `model`."""
-    sources = getattr(model, "pretrained_sources", {})
+def load_weights(
+    model: nn.Module, weights: str,
+    sources: Mapping[str, Callable[[nn.Module], LoadReport]] | None = None,
+) -> LoadReport:
+    """Load `weights` (a file, or one of the named `sources` the registry lists) into `model`.
+
+    The one place a model gets the class names and preprocessing its weights come with.
+    """
+    sources = sources or {}
     if weights in sources:
         report = sources[weights](model)
     elif weights.startswith("torchvision:"):
@@ -148,6 +159,10 @@ def load_weights(model: nn.Module, weights: str) -> LoadReport:
         report = load_state(model, read_state_dict(weights), weights)
     log.info("%s", report)
     model.weights_report = report
+    if report.class_names is not None:
+        model.class_names = report.class_names
+    if report.preprocess is not None:
+        model.preprocess = report.preprocess
     return report
 
 

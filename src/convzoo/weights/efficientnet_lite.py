@@ -54,6 +54,6 @@ def load_lite0_imagenet(model: nn.Module) -> LoadReport:
     path = lite0_weights_path()
     report = load_state(model, read_state_dict(path), f"{PACKAGE} ({path.name})")
     if getattr(model, "num_classes", 1000) == 1000:  # a new head has classes of its own
-        model.class_names = imagenet_class_names()
-    model.preprocess = LITE_PREPROCESS
+        report.class_names = imagenet_class_names()
+    report.preprocess = LITE_PREPROCESS
     return report

@@ -27,5 +27,5 @@ def load_torchvision_weights(model: nn.Module, tag: str) -> LoadReport:
                            "download the .pth elsewhere and pass its path") from None
     report = load_state(model, sd, f"torchvision:{tv_name}.{tag}")
     if report.head_loaded and w.meta.get("categories"):
-        model.class_names = list(w.meta["categories"])
+        report.class_names = list(w.meta["categories"])
     return report

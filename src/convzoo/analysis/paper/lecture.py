@@ -1,17 +1,13 @@
-"""Tables in a paper's or a lecture's own convention, from a real profile.
+"""The lecture's layer table (seed 003's VGG-16 walk-through), for any model.
 
-A family can supply its own view (GoogLeNet's Table 1, ResNet's stage table) as a
-`paper_table(profile)` method on the model; every other model gets the lecture's layer table
-(seed 003's VGG-16 walk-through): one row per convolution, pooling and fully connected layer,
-its output as HxWxC, its activation count ("memory") and its weights without biases.
+One row per convolution, pooling and fully connected layer: its output as HxWxC, its
+activation count ("memory") and its weights without biases.
 """
 
 from __future__ import annotations
 
-from torch import nn
-
-from ..tables import Table, human
-from .profile import LayerRow, Profile
+from ...tables import Table, human
+from ..profile import LayerRow, Profile
 
 
 def _kind(row: LayerRow) -> str:
@@ -73,13 +69,3 @@ def layer_table(profile: Profile) -> Table:
     return Table(f"{profile.model}: layer table (lecture convention)",
                  ["layer", "output", "memory", "weights"], rows, notes,
                  totals=["TOTAL", "", f"{mem:,}", f"{weights:,}"], align_right={2, 3})
-
-
-def paper_table(model: nn.Module, profile: Profile) -> Table:
-    custom = getattr(model, "paper_table", None)
-    if callable(custom):
-        return custom(profile)
-    table = layer_table(profile)
-    paper = getattr(model, "paper", None)
-    table.notes += list(getattr(paper, "notes", ()))
-    return table
