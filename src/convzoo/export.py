@@ -166,6 +166,11 @@ def check_parity(model: nn.Module, fmt: str, path: str | Path, input_size: Size,
         x = _random_input((n, *input_size), seed + 1 + i)
         with torch.no_grad():
             ref = model.eval()(x).float()
+        if not bool(torch.isfinite(ref).all()):
+            # e.g. a very deep net at initialisation, its batch norm not yet calibrated
+            raise ExportError(f"{path} was written, but the model's own output on random "
+                              "input is not finite (nan or inf), so there is nothing to check "
+                              "the file against")
         try:
             got = run(x)
         except Exception as e:
