@@ -1,25 +1,48 @@
-"""`convzoo eval RUN`: top-1/top-5, per-class accuracy and a confusion matrix of a trained
-run, on the data it trained on or on another set with the same classes."""
+"""`convzoo eval SOURCE`: top-1/top-5, per-class accuracy and a confusion matrix of a trained
+run; `--tta METHOD` compares the papers' test-time methods with the centre crop; several
+SOURCEs are scored as an ensemble (the mean of their softmax outputs), each member beside it."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
+from ..errors import UserInputError
 from .common import emit, formatter
+
+EXAMPLES = """examples:
+  convzoo eval runs/lenet5-fashion-mnist-20250101-120000
+  convzoo eval runs/x/best --data mnist --format json
+  convzoo eval runs/x --tta flip --tta ten-crop --tta multiscale:256,320,384
+  convzoo eval efficientnet_lite0 --weights imagenet --data imagefolder:photos --tta ten-crop
+  convzoo eval runs/seed0 runs/seed1 runs/seed2 --data fashion-mnist   (an ensemble)
+
+test-time methods (--tta, repeatable; the centre crop is always reported first):
+  flip                    the centre crop and its mirror
+  ten-crop                AlexNet: four corners and the centre, and their mirrors
+  multiscale:Q1,Q2,...    VGG: the image at smallest side Q (whole, for globally pooling heads)
+  dense[:Q1,...]          VGG: fully connected layers as convolutions (VGG, AlexNet)"""
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "eval", help="top-1/top-5, per-class accuracy and a confusion matrix of a trained run",
-        **formatter("examples:\n  convzoo eval runs/lenet5-fashion-mnist-20250101-120000\n"
-                    "  convzoo eval runs/x/best --data mnist --format json"))
-    p.add_argument("source", metavar="RUN_DIR_OR_CHECKPOINT")
+        "eval", help="score a trained run: top-1/top-5, per class, test-time methods, "
+                     "ensembles", **formatter(EXAMPLES))
+    p.add_argument("sources", nargs="+", metavar="SOURCE",
+                   help="a run directory or checkpoint (or a model name with --weights); "
+                        "several: an ensemble")
+    p.add_argument("--weights", metavar="W", help="weights for a SOURCE that is a model name "
+                   "('imagenet' or a file)")
     p.add_argument("--data", metavar="NAME", help="data set (default: the one it trained on)")
     p.add_argument("--data-dir", metavar="DIR")
     p.add_argument("--split", choices=("test", "train"), default="test")
     p.add_argument("--which", choices=("best", "last"), default="best",
                    help="which checkpoint of a run directory")
+    p.add_argument("--tta", action="append", metavar="METHOD",
+                   help="a test-time method to report beside the centre crop (repeatable): "
+                        "flip, ten-crop, multiscale:256,384,512, dense; with several "
+                        "SOURCEs, the one method every member is scored with")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
     p.add_argument("--batch-size", type=int, default=256, metavar="N")
@@ -31,10 +54,23 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.batch_size < 1:
+        raise UserInputError(f"--batch-size must be at least 1, got {args.batch_size}")
+    if len(args.sources) > 1:
+        return _ensemble(args)
+    if args.tta or args.weights:
+        return _methods(args)
+    return _plain(args)
+
+
+# ---------------------------------------------------------------- one run, one view
+
+
+def _plain(args: argparse.Namespace) -> int:
     from ..tables import Table
     from ..train.checkpoint_eval import evaluate_checkpoint
 
-    r = evaluate_checkpoint(args.source, data=args.data, data_dir=args.data_dir,
+    r = evaluate_checkpoint(args.sources[0], data=args.data, data_dir=args.data_dir,
                             split=args.split, which=args.which, device=args.device,
                             batch_size=args.batch_size, tta_flip=args.tta_flip,
                             ema=not args.no_ema, out=args.out)
@@ -52,4 +88,123 @@ def cmd_eval(args: argparse.Namespace) -> int:
     notes.insert(0, f"{r['n']:,} {r['split']} images; checkpoint {r['checkpoint']}")
     emit(Table(f"{r['model']} on {r['data']}", ["class", "images", "accuracy", "error"],
                rows, notes, align_right={1, 2, 3}).render("table"))
+    return 0
+
+
+# ---------------------------------------------------------------- shared: sources and data
+
+
+def _load(args: argparse.Namespace, source: str, device: Any) -> Any:
+    from ..train.source import load_source
+
+    return load_source(source, args.weights, need_weights=True, prefer=args.which,
+                       ema=not args.no_ema, device=device)
+
+
+def _data_for(args: argparse.Namespace, src: Any) -> Any:
+    """The data set to score on: --data, else the one the (first) run trained on."""
+    from ..data.catalog import load_dataset
+
+    cfg = src.meta.get("config", {})
+    name = args.data or src.meta.get("data")
+    if not name:
+        raise UserInputError(f"which data set? {src.description} does not say what it was "
+                             "trained on: add --data NAME")
+    # a held-out split (digits, lfw) depends on the seed: the run's, so its test set is its own
+    return load_dataset(name, args.data_dir or (cfg.get("data_dir") if not args.data else None),
+                        seed=cfg.get("seed", 0))
+
+
+# ---------------------------------------------------------------- test-time methods
+
+
+def _methods(args: argparse.Namespace) -> int:
+    from ..tables import Table
+    from ..train.checkpoint_eval import _norm, match_classes, restrict
+    from ..train.device import resolve_amp, resolve_device
+    from ..train.progress import Progress
+    from ..train.tta import compare_methods, parse_method
+
+    methods = ["none", *dict.fromkeys(str(parse_method(m)) for m in (args.tta or ()))]
+    if args.tta_flip and "flip" not in methods:
+        methods.append("flip")
+    methods = list(dict.fromkeys(methods))
+    dev = resolve_device(args.device)
+    src = _load(args, args.sources[0], dev)
+    ds = _data_for(args, src)
+    split = ds.test if args.split == "test" else ds.train
+    names, index, note = list(ds.classes), None, None
+    model_names = src.class_names
+    if model_names is None:
+        n = getattr(src.model, "num_classes", None)
+        if n != len(ds.classes):
+            raise UserInputError(f"{src.description} predicts {n} classes without names; "
+                                 f"{ds.name} has {len(ds.classes)}")
+    elif [_norm(c) for c in model_names] != [_norm(c) for c in ds.classes]:
+        import torch
+
+        keep, to_model = match_classes(list(model_names), list(ds.classes))
+        split = restrict(split, keep)
+        names = [ds.classes[k] for k in keep]
+        index = torch.tensor(to_model)
+        note = (f"classes matched by name: {len(keep)} of the data's {len(ds.classes)} and "
+                f"the model's {len(model_names)}")
+    model = src.model
+    size = tuple(src.input_size or model.default_input_size)
+    mean = src.mean if src.mean is not None else ds.mean
+    std = src.std if src.std is not None else ds.std
+    amp = resolve_amp(src.meta.get("config", {}).get("amp", "auto"), dev)
+    results = compare_methods(model, split, methods, num_classes=len(names), input_size=size,
+                              mean=mean, std=std, batch_size=args.batch_size, device=dev,
+                              amp=amp, logit_index=index,
+                              progress=Progress(enabled=args.format != "json"))
+    base = results[0][1]
+    out = {"source": src.description, "model": getattr(model, "model_name", None),
+           "data": ds.name, "split": args.split, "n": base.n, "input_size": list(size),
+           "methods": [{"method": str(m), "views": m.views(),
+                        **{k: v for k, v in r.to_dict(names).items() if k != "per_class"}}
+                       for m, r in results]}
+    if note:
+        out["note"] = note
+    if args.format == "json":
+        emit(json.dumps(out))
+        return 0
+    rows = [[str(m), m.views(), f"{r.top1:.4f}", f"{r.top5:.4f}", f"{r.err1:.4f}",
+             f"{r.top1 - base.top1:+.4f}", f"{r.loss:.4f}"] for m, r in results]
+    notes = [f"{base.n:,} {args.split} images of {ds.name}; {src.description}; input "
+             f"{'x'.join(map(str, size))}",
+             "every method averages the softmax over its views; 'none' is the centre crop"]
+    if note:
+        notes.append(note)
+    emit(Table("test-time methods", ["method", "views", "top-1", f"top-{base.k}", "error",
+                                     "top-1 vs centre", "loss"], rows, notes,
+               align_right={1, 2, 3, 4, 5, 6}).render("table"))
+    return 0
+
+
+# ---------------------------------------------------------------- ensembles
+
+
+def _ensemble(args: argparse.Namespace) -> int:
+    from ..train.device import resolve_amp, resolve_device
+    from ..train.ensemble import evaluate_ensemble
+    from ..train.tta import parse_method
+
+    if args.tta and len(args.tta) > 1:
+        raise UserInputError("an ensemble is scored with one test-time method; give --tta once")
+    method = str(parse_method(args.tta[0])) if args.tta else ("flip" if args.tta_flip
+                                                              else "none")
+    dev = resolve_device(args.device)
+    members = [_load(args, s, dev) for s in args.sources]
+    ds = _data_for(args, members[0])
+    split = ds.test if args.split == "test" else ds.train
+    res = evaluate_ensemble(members, split, ds.classes, method=method,
+                            batch_size=args.batch_size, device=dev,
+                            amp=resolve_amp("auto", dev))
+    if args.format == "json":
+        emit(json.dumps({"data": ds.name, "split": args.split, **res.to_dict()}))
+        return 0
+    table = res.table()
+    table.notes.insert(0, f"{res.ensemble.n:,} {args.split} images of {ds.name}")
+    emit(table.render("table"))
     return 0

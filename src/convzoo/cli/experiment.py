@@ -1,6 +1,7 @@
 """`convzoo experiment NAME`: the lectures' experiments: `transfer` (pretrained versus random
-features, fine-tuning versus scratch), `activations` (why ReLU) and `degradation` (plain versus
-residual nets of growing depth)."""
+features, fine-tuning versus scratch), `transfer-depth` (how many layers to retrain, near and
+far from the source task), `activations` (why ReLU) and `degradation` (plain versus residual
+nets of growing depth)."""
 
 from __future__ import annotations
 
@@ -41,6 +42,47 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--out", default="runs/transfer", metavar="DIR")
     q.set_defaults(func=cmd_transfer)
+
+    q = kinds.add_parser(
+        "transfer-depth", help="how deep to fine-tune: 0 (probe), 1, 2, ... all groups "
+                               "retrained, near and far from the source task",
+        description=textwrap.fill(
+            "Fine-tunes SOURCE with its last 0 (a linear probe), 1, 2, ... all groups before "
+            "the head retrained, on each data set (typically one near the source's task and "
+            "one far from it), plots accuracy against depth and reports each group's "
+            "relative weight change ||W_after - W_before|| / ||W_before|| after full "
+            "fine-tuning. Retrained batch norms are re-estimated on the training images "
+            "before scoring unless --no-recalibrate-bn.", 79),
+        **formatter("examples:\n  convzoo experiment transfer-depth efficientnet_lite0 "
+                    "--weights imagenet --data lfw,digits --labels-per-class 20 "
+                    "--input 3x96x96 --depths 0,1,3,8\n"
+                    "  convzoo experiment transfer-depth runs/lenet5_modern-mnist "
+                    "--data fashion-mnist --labels-per-class 50 --epochs 2"))
+    q.add_argument("source", metavar="SOURCE", help=SOURCE_HELP)
+    q.add_argument("--weights", metavar="W")
+    q.add_argument("--data", required=True, metavar="NEAR,FAR",
+                   help="data sets, comma-separated (near the source's task first)")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--depths", metavar="D,D,...",
+                   help="groups retrained before the head (default: 0 .. all; all is always "
+                        "run, the weight changes come from it)")
+    q.add_argument("--labels-per-class", type=int, metavar="K",
+                   help="train on the first K images of each class (default: all)")
+    q.add_argument("--epochs", type=int, default=3, metavar="N")
+    q.add_argument("--lr", type=float, default=0.01, metavar="X")
+    q.add_argument("--lr-decay", type=float, default=1.0, metavar="X",
+                   help="rate factor per group further from the head (default 1: the same "
+                        "rate for every retrained group)")
+    q.add_argument("--batch-size", type=int, default=32, metavar="N")
+    q.add_argument("--input", type=size_arg, metavar="CxHxW",
+                   help="input size (default: what the weights expect)")
+    q.add_argument("--test-limit", type=int, metavar="N", help="score on about N test images")
+    q.add_argument("--no-recalibrate-bn", action="store_true",
+                   help="score with the batch-norm statistics training left")
+    q.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--out", default="runs/transfer-depth", metavar="DIR")
+    q.set_defaults(func=cmd_transfer_depth)
 
     q = kinds.add_parser(
         "activations", help="why ReLU: one net trained with each activation function",
@@ -123,6 +165,34 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                           log=emit)
     emit(result_table(result).render("table"))
     emit(f"written: {args.out}/transfer.json, .csv, .md, .png")
+    return 0
+
+
+def cmd_transfer_depth(args: argparse.Namespace) -> int:
+    from ..data.catalog import load_dataset
+    from ..experiments.common import parse_list
+    from ..experiments.transfer_depth import result_tables, run_transfer_depth
+
+    names = parse_list(args.data, "--data")
+    depths = tuple(parse_list(args.depths, "--depths", int)) if args.depths else None
+    for flag, value in (("--epochs", args.epochs), ("--batch-size", args.batch_size),
+                        ("--labels-per-class", args.labels_per_class),
+                        ("--test-limit", args.test_limit)):
+        if value is not None and value < 1:
+            raise UserInputError(f"{flag} must be at least 1, got {value}")
+    if args.lr <= 0 or args.lr_decay <= 0:
+        raise UserInputError("--lr and --lr-decay must be positive")
+    datasets = [load_dataset(n, args.data_dir, seed=args.seed) for n in names]
+    result = run_transfer_depth(args.source, datasets, Path(args.out), weights=args.weights,
+                                depths=depths, labels_per_class=args.labels_per_class,
+                                epochs=args.epochs, lr=args.lr, lr_decay=args.lr_decay,
+                                batch_size=args.batch_size, device=args.device,
+                                seed=args.seed, input_size=args.input,
+                                test_limit=args.test_limit,
+                                recalibrate=not args.no_recalibrate_bn, log=emit)
+    for t in result_tables(result):
+        emit(t.render("table"))
+    emit(f"written: {args.out}/transfer_depth.json, .md, .png")
     return 0
 
 

@@ -65,6 +65,31 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="leave out the slides' leaky ReLU and SELU lines, drawn dotted")
     q.set_defaults(func=cmd_activation_functions)
 
+    q = kinds.add_parser(
+        "top-patches", help="the image patches where a layer's filters respond most over a "
+                            "data set (Zeiler and Fergus)",
+        **formatter("examples:\n"
+                    "  convzoo viz top-patches efficientnet_lite0 --weights imagenet "
+                    "--data imagefolder:photos --layer stage3 --out top.png\n"
+                    "  convzoo viz top-patches runs/lenet5_modern-mnist --layer stage2 "
+                    "--filters 0,3,7 --top 6 --out top.png"))
+    q.add_argument("source", metavar="MODEL_OR_RUN", help=SOURCE_HELP)
+    q.add_argument("--weights", metavar="W")
+    q.add_argument("--data", metavar="NAME", help="the images to scan (default: the run's)")
+    q.add_argument("--data-dir", metavar="DIR")
+    q.add_argument("--split", choices=("test", "train"), default="test")
+    q.add_argument("--layer", required=True, metavar="NAME",
+                   help="a group (stem, stage3, ...) or any module's name")
+    q.add_argument("--filters", default="16", metavar="N|I,J,...",
+                   help="the first N filters, or a list of indices (default 16)")
+    q.add_argument("--top", type=int, default=9, metavar="K", help="patches per filter")
+    q.add_argument("--limit", type=int, metavar="N", help="scan only the first N images")
+    q.add_argument("--batch-size", type=int, default=64, metavar="N")
+    q.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
+    q.add_argument("--out", required=True, metavar="FILE.png",
+                   help="the grid; FILE.json beside it gets every patch's value and place")
+    q.set_defaults(func=cmd_top_patches)
+
 
 def cmd_activation_functions(args: argparse.Namespace) -> int:
     from ..viz.functions import ACTIVATIONS, draw_activation_functions
@@ -104,4 +129,64 @@ def cmd_activations(args: argparse.Namespace) -> int:
     emit(f"{pic.path}: {pic.shown} of {pic.shape[0]} channels at {pic.layer} (output {shape}) "
          f"of {what}; mean {pic.mean:.3g}, {100 * pic.zero_fraction:.1f}% zeros; "
          f"{pic.size[0]}x{pic.size[1]} pixels")
+    return 0
+
+
+def _filters_arg(text: str) -> int | list[int]:
+    from ..errors import UserInputError
+
+    try:
+        if "," in text:
+            return [int(v) for v in text.split(",") if v.strip()]
+        n = int(text)
+    except ValueError:
+        raise UserInputError(f"--filters takes a count (16) or indices (0,3,7), not "
+                             f"{text!r}") from None
+    positive(n, "--filters")
+    return n
+
+
+def cmd_top_patches(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from ..data.catalog import ArraySplit, FolderSplit, load_dataset
+    from ..errors import UserInputError
+    from ..train.device import resolve_device
+    from ..train.progress import Progress
+    from ..train.source import load_source
+    from ..viz.top_patches import draw_top_patches, scan_split
+
+    positive(args.top, "--top")
+    positive(args.limit, "--limit")
+    positive(args.batch_size, "--batch-size")
+    filters = _filters_arg(args.filters)
+    if not args.out.lower().endswith(".png"):
+        raise UserInputError(f"--out {args.out}: give a .png file name")
+    dev = resolve_device(args.device)
+    src = load_source(args.source, args.weights, device=dev)
+    name = args.data or src.meta.get("data")
+    if not name:
+        raise UserInputError("which images? add --data NAME (a model name brings none)")
+    cfg = src.meta.get("config", {})
+    ds = load_dataset(name, args.data_dir, seed=cfg.get("seed", 0))
+    split = ds.test if args.split == "test" else ds.train
+    if args.limit and len(split) > args.limit:
+        split = (ArraySplit(split.images[:args.limit].contiguous(), split.labels[:args.limit])
+                 if isinstance(split, ArraySplit) else FolderSplit(split.samples[:args.limit]))
+    res = scan_split(src, split, args.layer, filters=filters, top=args.top,
+                     batch_size=args.batch_size, device=dev, progress=Progress())
+    size = tuple(src.input_size or src.model.default_input_size)
+    # as scan_split normalised them, so the patches are drawn in their own colours
+    mean = src.mean if src.mean is not None else (0.5,) * size[0]
+    std = src.std if src.std is not None else (0.5,) * size[0]
+    w, h = draw_top_patches(res, args.out, mean, std)
+    meta = {"source": src.description, "data": ds.name, "split": args.split,
+            "input_size": list(size), **res.to_dict()}
+    side = Path(args.out).with_suffix(".json")
+    side.write_text(json.dumps(meta, indent=2) + "\n")
+    f = res.field
+    emit(f"{args.out}: {len(res.filters)} filters of {res.layer} x top {res.values.shape[1]} "
+         f"patches over {res.scanned:,} images of {ds.name}; receptive field "
+         f"{f.size[0]}x{f.size[1]}, jump {f.jump[0]:g}; {w}x{h} pixels; details in {side}")
     return 0

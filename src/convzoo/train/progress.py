@@ -108,6 +108,19 @@ class Progress:
             print(plain_line(self._title, done, self._total, loss=loss, lr=lr, img_s=img_s,
                              elapsed=now - self._t0), file=self._out(), flush=True)
 
+    def advance(self, done: int, stats: str = "") -> None:
+        """Progress of work that is not a training step (a scan, an evaluation): `stats` is
+        free text shown beside the bar, or in a plain line every few seconds."""
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, stats=stats)
+        if not self.plain:
+            return
+        now = self._clock()
+        if done >= self._total or now - self._last >= self.every_s:
+            self._last, self._last_done = now, done
+            print(f"{self._title}: {done}/{self._total} {stats}".rstrip(), file=self._out(),
+                  flush=True)
+
     def stop(self) -> None:
         if self._bar is not None:
             self._bar.stop()

@@ -380,6 +380,48 @@ def evaluate_method(model: nn.Module, split: Any, method: str | TestMethod, *,
                         device=device, amp=amp)
 
 
-__all__ = ["DenseNet", "TestMethod", "Tally", "centre_crop", "dense_model", "evaluate_method",
-           "evaluate_tta", "full_size", "method_probs", "multiscale_views", "parse_method",
-           "pools_globally", "resize_smallest", "ten_crops", "tta_loader"]
+def compare_methods(model: nn.Module, split: Any, methods: Sequence[str | TestMethod], *,
+                    num_classes: int, input_size: tuple[int, int, int],
+                    mean: Sequence[float], std: Sequence[float], batch_size: int = 64,
+                    device: torch.device | str = "cpu", amp: torch.dtype | None = None,
+                    logit_index: torch.Tensor | None = None,
+                    progress: Any = None) -> list[tuple[TestMethod, EvalResult]]:
+    """Each method's result over the split, in the order given (`convzoo eval --tta`).
+
+    `progress`: a `train.progress.Progress` (start / advance / stop), one bar per method;
+    `logit_index` keeps only those logit columns, in label order (classes matched by name)."""
+    out = []
+    for spec in methods:
+        m = parse_method(spec)
+        batches = tta_loader(split, m, input_size, mean, std, batch_size=batch_size,
+                             device=device)
+        out.append((m, evaluate_tta(model, _watched(batches, progress, f"{m} ({m.views()} "
+                                                    "views)"), num_classes, m,
+                                    crop=tuple(input_size[1:]), device=device, amp=amp,
+                                    logit_index=logit_index)))
+    return out
+
+
+def _watched(batches: Any, progress: Any, title: str) -> Iterable[tuple[torch.Tensor,
+                                                                         torch.Tensor]]:
+    """The batches, with a progress bar advanced after each."""
+    if progress is None:
+        yield from batches
+        return
+    import time
+
+    progress.start(title, len(batches))
+    t0, seen = time.perf_counter(), 0
+    try:
+        for i, (x, y) in enumerate(batches):
+            yield x, y
+            seen += len(y)
+            progress.advance(i + 1, f"{seen:,} images  "
+                                    f"{seen / max(time.perf_counter() - t0, 1e-9):,.1f} img/s")
+    finally:
+        progress.stop()
+
+
+__all__ = ["DenseNet", "TestMethod", "Tally", "centre_crop", "compare_methods", "dense_model",
+           "evaluate_method", "evaluate_tta", "full_size", "method_probs", "multiscale_views",
+           "parse_method", "pools_globally", "resize_smallest", "ten_crops", "tta_loader"]

@@ -3,23 +3,13 @@ Convolutional Networks", figure 2): for chosen filters of a layer, the input pat
 filter's activation is largest over a data set, drawn as one grid (a row per filter, its top-k
 patches left to right, strongest first).
 
-The patch of an output position is its receptive field in the input: with the usual recurrence
-over the convolutions and poolings up to the layer (input: r = 1, j = 1, start = 0),
-
-    r_out = r_in + (k - 1) * j_in,   j_out = j_in * s,
-    start_out = start_in + ((k - 1) / 2 - p) * j_in
-
-(k the kernel with its dilation, s the stride, p the padding before the data), the position
-(i, j) looks at the r x r square centred on input pixel (start + i * jump, start + j * jump).
+The patch of an output position is its receptive field in the input, from
+`analysis.receptive` (the one implementation of receptive fields in convzoo): position (i, j)
+looks at the r x r square centred on input pixel (start + i * jump, start + j * jump), where r,
+jump and start are followed through every convolution, pooling, explicit pad, branch and
+residual addition of the real forward pass (`convzoo summary` prints the same numbers).
 
 Choices:
-- The recurrence is applied along the real computation, not along a list of modules: every
-  torch function the model calls on the way to the layer is watched (a TorchFunctionMode), so
-  explicit `F.pad` (TensorFlow 'SAME' padding), functional convolutions, and branches
-  (Inception's concatenation, residual additions: the largest field of the inputs) are followed.
-  A tensor broadcast into a larger one (a squeeze-and-excitation gate) does not widen the field:
-  it scales channels, it does not look at other places. `receptive_field` is the one function
-  that does this, so another implementation can take its place.
 - Each filter's top-k come from distinct images (its strongest position in each image), as in
   the paper's figure; `distinct_images=False` allows several places in one image.
 - Patches are cut from the images the network saw (normalised, at its input size) and drawn
@@ -36,7 +26,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from ..errors import UserInputError
 from ..layers.lookup import find_layer as find_module
@@ -63,137 +52,27 @@ class Field:
         return top, left, top + self.size[0], left + self.size[1]
 
 
-INPUT_FIELD = Field((1, 1), (1, 1), (0.0, 0.0))
-
-
-def _pair(v: Any) -> tuple[int, int]:
-    if isinstance(v, int):
-        return (v, v)
-    v = tuple(v)
-    return (int(v[0]), int(v[0])) if len(v) == 1 else (int(v[0]), int(v[1]))
-
-
-def _step(f: Field, k: tuple[int, int], s: tuple[int, int], p: tuple[int, int],
-          d: tuple[int, int] = (1, 1)) -> Field:
-    size, jump, start = [], [], []
-    for a in range(2):
-        ke = d[a] * (k[a] - 1) + 1
-        size.append(f.size[a] + (ke - 1) * f.jump[a])
-        start.append(f.start[a] + ((ke - 1) / 2 - p[a]) * f.jump[a])
-        jump.append(f.jump[a] * s[a])
-    return Field(tuple(size), tuple(jump), tuple(start))  # type: ignore[arg-type]
-
-
-def _arg(args: tuple, kwargs: dict, i: int, name: str, default: Any) -> Any:
-    if name in kwargs:
-        return kwargs[name]
-    return args[i] if len(args) > i and args[i] is not None else default
-
-
-class _FieldTracer(TorchFunctionMode):
-    """Follows the receptive field through every torch function the model calls."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.fields: dict[int, tuple[torch.Tensor, Field]] = {}  # the tensor kept: ids stay
-
-    def field(self, t: Any) -> Field | None:
-        hit = self.fields.get(id(t)) if isinstance(t, torch.Tensor) else None
-        return hit[1] if hit is not None and hit[0] is t else None
-
-    def set(self, t: torch.Tensor, f: Field) -> None:
-        self.fields[id(t)] = (t, f)
-
-    def __torch_function__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        kwargs = kwargs or {}
-        out = func(*args, **kwargs)
-        first = out[0] if isinstance(out, tuple) and out else out
-        if isinstance(first, torch.Tensor) and first.dim() == 4:
-            f = self._rule(func, args, kwargs, first)
-            if f is not None:
-                self.set(first, f)
-        return out
-
-    def _rule(self, func: Any, args: tuple, kwargs: dict, out: torch.Tensor) -> Field | None:
-        name = getattr(func, "__name__", "")
-        x = args[0] if args else kwargs.get("input")
-        fin = self.field(x)
-        if name in ("conv2d", "convolution") and fin is not None:
-            w = _arg(args, kwargs, 1, "weight", None)
-            k = _pair(w.shape[-2:])
-            s = _pair(_arg(args, kwargs, 3, "stride", 1))
-            d = _pair(_arg(args, kwargs, 5, "dilation", 1))
-            pad = _arg(args, kwargs, 4, "padding", 0)
-            if pad == "valid":
-                pad = 0
-            elif pad == "same":
-                pad = tuple((di * (ki - 1)) // 2 for ki, di in zip(k, d))
-            return _step(fin, k, s, _pair(pad), d)
-        if ("max_pool2d" in name or "avg_pool2d" in name) and "adaptive" not in name \
-                and fin is not None:
-            k = _pair(_arg(args, kwargs, 1, "kernel_size", 1))
-            s_raw = _arg(args, kwargs, 2, "stride", None)
-            s = k if s_raw is None or s_raw == () or s_raw == [] else _pair(s_raw)
-            p = _pair(_arg(args, kwargs, 3, "padding", 0))
-            d = _pair(_arg(args, kwargs, 4, "dilation", 1)) if "max" in name else (1, 1)
-            return _step(fin, k, s, p, d)
-        if name in ("pad", "constant_pad_nd") and fin is not None:
-            pads = list(_arg(args, kwargs, 1, "pad", ()))
-            left = pads[0] if pads else 0
-            top = pads[2] if len(pads) > 2 else 0
-            return Field(fin.size, fin.jump, (fin.start[0] - top * fin.jump[0],
-                                              fin.start[1] - left * fin.jump[1]))
-        # anything else (activations, norms, additions, concatenation, channel gathers): the
-        # largest field among the inputs of the output's spatial size
-        best: Field | None = None
-        for t in _tensors(args, kwargs):
-            f = self.field(t)
-            if f is not None and t.dim() == 4 and t.shape[-2:] == out.shape[-2:] \
-                    and (best is None or f.size > best.size):
-                best = f
-        return best
-
-
-def _tensors(args: tuple, kwargs: dict) -> Iterable[torch.Tensor]:
-    for a in (*args, *kwargs.values()):
-        if isinstance(a, torch.Tensor):
-            yield a
-        elif isinstance(a, list | tuple):
-            yield from (t for t in a if isinstance(t, torch.Tensor))
-
-
-@torch.no_grad()
 def receptive_field(model: nn.Module, layer: str | nn.Module,
                     input_size: tuple[int, int, int]) -> Field:
-    """The receptive field of `layer`'s output positions, from one forward pass of a zero
-    image of `input_size` (C, H, W) that follows the field through every operation."""
+    """The receptive field of `layer`'s output positions at `input_size` (C, H, W), from
+    `analysis.receptive` (one meta forward pass that follows every operation, branches and
+    shortcuts included)."""
+    from ..analysis.receptive import trace_fields
+
     target = find_module(model, layer) if isinstance(layer, str) else layer
-    param = next(iter(model.parameters()), None)
-    x = torch.zeros(1, *input_size, device=param.device if param is not None else "cpu",
-                    dtype=param.dtype if param is not None else torch.float32)
-    found: list[Field | None] = []
-    tracer = _FieldTracer()
-
-    def hook(_m: nn.Module, _i: tuple, out: Any) -> None:
-        t = out if isinstance(out, torch.Tensor) else out[0]
-        found.append(tracer.field(t))
-
-    handle = target.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        tracer.set(x, INPUT_FIELD)
-        with tracer:
-            model(x)
-    finally:
-        handle.remove()
-        model.train(was_training)
-    if not found:
-        raise UserInputError(f"layer {layer!r} is not used when this model runs; choose another")
-    if found[0] is None:
-        raise UserInputError(f"layer {layer!r} does not give a map of positions (or its field "
-                             "cannot be followed); choose a convolutional layer")
-    return found[0]
+    qual = next((n for n, m in model.named_modules() if m is target and n), None)
+    if qual is None:
+        raise UserInputError(f"layer {layer!r} is not a module of this model; choose one that "
+                             "`convzoo summary` lists")
+    rows = {r.name: r for r in trace_fields(model, tuple(input_size)).rows}
+    row = rows.get(qual)
+    if row is None:
+        raise UserInputError(f"layer {layer!r} is not used when this model runs, or gives no "
+                             "map of positions; choose a convolutional layer")
+    if len(row.output_shape) != 4:
+        raise UserInputError(f"layer {layer!r} gives vectors, not maps; choose a "
+                             "convolutional layer")
+    return Field(tuple(row.rf), tuple(row.jump), tuple(float(v) for v in row.start))
 
 
 # ---------------------------------------------------------------- the scan
@@ -244,18 +123,9 @@ def _choose(filters: int | Sequence[int], channels: int) -> list[int]:
     return chosen
 
 
-def _advance(progress: Any, done: int, total: int, stats: str) -> None:
-    if progress is None:
-        return
-    advance = getattr(progress, "advance", None)
-    if advance is not None:
-        advance(done, stats)
-        return
-    bar = getattr(progress, "_bar", None)  # the rich bar of train.progress.Progress
-    if bar is not None:
-        bar.update(progress._task, completed=done, stats=stats)
-    elif done == total:
-        progress.line(f"scanned {stats}")
+def _advance(progress: Any, done: int, stats: str) -> None:
+    if progress is not None:
+        progress.advance(done, stats)  # train.progress.Progress, or anything with advance()
 
 
 @torch.no_grad()
@@ -326,7 +196,7 @@ def top_patches(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Te
             patches = torch.stack(new_patches, 1)  # kk x F x C x r x r
             best_v, best_i, best_p = (t.gather(0, sel) for t in (cand_v, cand_i, cand_p))
             seen += n
-            _advance(progress, b + 1, total,
+            _advance(progress, b + 1,
                      f"{seen:,} images  {seen / max(time.perf_counter() - t0, 1e-9):,.0f} img/s")
     finally:
         handle.remove()
