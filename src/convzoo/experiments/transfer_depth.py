@@ -112,8 +112,10 @@ def trained_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 def recalibrate_bn(model: nn.Module, batches: Any,
                    norms: Sequence[nn.modules.batchnorm._BatchNorm] | None = None) -> int:
     """Re-estimate the running mean and variance of `norms` (default: `trained_norms`) as the
-    exact average over `batches`, everything else in eval mode (no dropout, no stochastic
-    depth); returns how many batch norms were re-estimated. The model is left in eval mode."""
+    average of their batch statistics over `batches` (each batch counts the same, as in
+    `torch.optim.swa_utils.update_bn`), everything else in eval mode (no dropout, no
+    stochastic depth); returns how many batch norms were re-estimated. The model is left in
+    eval mode."""
     norms = trained_norms(model) if norms is None else list(norms)
     model.eval()
     if not norms:

@@ -45,7 +45,11 @@ from torch import nn
 from ..layers.activations import ActSpec
 from ..layers.mbconv import InvertedResidual, conv_norm_act, make_divisible
 from ..registry import register_model
-from ..weights.efficientnet_lite import load_lite0_imagenet
+from ..weights.efficientnet_lite import (
+    load_lite0_imagenet,
+    load_lite1_imagenet,
+    load_lite2_imagenet,
+)
 from .base import ClassifierHead, ConvNet, Paper
 from .mobilenet import mbconv_map
 
@@ -285,12 +289,12 @@ def efficientnet_lite0(**kw) -> EfficientNet:
     return EfficientNet(SCALING["lite0"], LITE_FLAVOUR, **kw)
 
 
-@register_model
+@register_model(pretrained={"imagenet": load_lite1_imagenet})
 def efficientnet_lite1(**kw) -> EfficientNet:
     return EfficientNet(SCALING["lite1"], LITE_FLAVOUR, **kw)
 
 
-@register_model
+@register_model(pretrained={"imagenet": load_lite2_imagenet})
 def efficientnet_lite2(**kw) -> EfficientNet:
     return EfficientNet(SCALING["lite2"], LITE_FLAVOUR, **kw)
 
