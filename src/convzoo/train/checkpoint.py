@@ -517,7 +517,7 @@ def check_meta(meta: Any, file: Path) -> dict[str, Any]:
             if not isinstance(v, types) or (isinstance(v, bool) and bool not in types):
                 want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
                 raise UserInputError(f"{file}: {key!r} is {type(v).__name__} "
-                                     f"({str(v)[:40]}), expected {want}")
+                                     f"({repr(v)[:40]}), expected {want}")
     for key in ("epoch", "step"):
         if meta.get(key, 0) < 0:
             raise UserInputError(f"{file}: {key!r} is negative")
@@ -671,7 +671,7 @@ def model_from_checkpoint(ckpt: Checkpoint, *, ema: bool = True,
         with torch.device("meta"):
             shapes = {k: tuple(v.shape) for k, v in create_model(name, **args).state_dict().items()}
     except Exception as e:  # noqa: BLE001 - a constructor refusing arguments, in any way
-        raise UserInputError(f"{ckpt.meta_file}: cannot build {name} with its model_args "
+        raise UserInputError(f"{ckpt.meta_file}: cannot build {name!r} with its model_args "
                              f"({_first_line(e)})") from None
     stored = {k: tuple(v.shape) for k, v in state.items()}
     differ = sorted(k for k in set(shapes) | set(stored) if shapes.get(k) != stored.get(k)
