@@ -25,6 +25,7 @@ from torch import nn
 
 from ..layers import LRN
 from ..layers.activations import ActSpec, make_act
+from ..layers.init import on_meta
 from ..registry import register_model
 from .base import ClassifierHead, ConvNet, Paper
 
@@ -113,6 +114,8 @@ class AlexNet(ConvNet):
             self._init_paper()
 
     def _init_paper(self) -> None:
+        if on_meta(self):  # shapes only (summary, list)
+            return
         convs = [b.conv for b in [self.stem, *self.stages]]
         for conv, spec in zip(convs, self.layout.convs):
             nn.init.normal_(conv.weight, 0, 0.01)

@@ -43,6 +43,7 @@ from typing import NamedTuple
 from torch import nn
 
 from ..layers.activations import ActSpec
+from ..layers.init import on_meta
 from ..layers.mbconv import InvertedResidual, conv_norm_act, make_divisible
 from ..registry import register_model
 from ..weights.efficientnet_lite import (
@@ -190,6 +191,8 @@ class EfficientNet(ConvNet):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):  # shapes only (summary, list)
+            return
         # As torchvision: He (fan-out) for convolutions, uniform +-1/sqrt(classes) for the
         # classifier, which the TensorFlow code also uses.
         for m in self.modules():

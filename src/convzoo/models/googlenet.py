@@ -58,6 +58,7 @@ from torch import nn
 from ..errors import UserInputError
 from ..layers import LRN, ConvNormAct
 from ..layers.activations import ActSpec, make_act
+from ..layers.init import on_meta
 from ..registry import register_model
 from .base import ClassifierHead, ConvNet, ModelOutput, Paper, pool_flatten
 
@@ -281,6 +282,8 @@ class GoogLeNet(ConvNet):
         self._init_weights()
 
     def _init_weights(self) -> None:
+        if on_meta(self):  # shapes only (summary, list)
+            return
         for m in self.modules():
             if isinstance(m, (nn.Conv2d, nn.Linear)):
                 if self.variant.batch_norm:  # torchvision's init

@@ -42,6 +42,7 @@ from torch import nn
 from ..layers import Highway, HighwayConv2d, HighwayLinear
 from ..layers.activations import ActSpec, make_act
 from ..layers.highway import DEFAULT_GATE_BIAS
+from ..layers.init import on_meta
 from ..registry import register_model
 from .base import ClassifierHead, ConvNet, Paper, pool_flatten
 
@@ -91,6 +92,8 @@ class _GatedNet(ConvNet):
     paper = PAPER
 
     def _init_weights(self) -> None:
+        if on_meta(self):  # shapes only (summary, list)
+            return
         for m in self.modules():
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 nn.init.xavier_normal_(m.weight)

@@ -117,7 +117,10 @@ class RBFOutput(nn.Module):
     def __init__(self, in_features: int, num_classes: int, seed: int = 5) -> None:
         super().__init__()
         g = torch.Generator().manual_seed(seed)
-        codes = torch.randint(0, 2, (num_classes, in_features), generator=g) * 2.0 - 1.0
+        # drawn on the CPU, where the seeded generator lives, then moved to the default device
+        # (a random draw on the meta device would import torch._dynamo)
+        codes = torch.randint(0, 2, (num_classes, in_features), generator=g, device="cpu")
+        codes = (codes * 2.0 - 1.0).to(torch.get_default_device())
         self.register_buffer("centres", codes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

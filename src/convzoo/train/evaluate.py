@@ -3,6 +3,9 @@
 Accuracy is a fraction; error = 1 - accuracy. Flip TTA averages the logits of an image and
 its mirror. Sharded evaluation (DDP) sums the counts over the processes, so every process
 gets the result over the whole split.
+
+Scoring runs under `torch.inference_mode`: no autograd bookkeeping at all (no version
+counters, no views tracked), which no_grad still keeps.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class EvalResult:
                 "per_class": dict(zip(names, self.per_class))}
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def evaluate(model: nn.Module, batches: Any, num_classes: int, *, device: torch.device,
              amp: torch.dtype | None = None, tta_flip: bool = False,
              logit_index: torch.Tensor | None = None, sharded: bool = False) -> EvalResult:

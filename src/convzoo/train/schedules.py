@@ -5,6 +5,12 @@ in epochs become step counts (the rate changes at the first step of that epoch, 
 stepping per epoch). Reduce-on-plateau is stepped once per epoch with the validation top-1
 error and divides the rate by 1/gamma (10, the papers' rule) when it stops improving.
 A linear warm-up runs first (torch's LinearLR); the main schedule starts where it ends.
+
+SGD, Adam and AdamW take torch's fused step (one kernel over all parameters, on the CPU and on
+a GPU; on the CPU torch's own default is a Python loop over the parameters), RMSprop the
+`foreach` one. The fused step gives the loop's results to rounding (tests/test_fast_path.py)
+and was measured at 1.0-1.04x the loop's speed per training step on the CPU, the `foreach`
+step at 0.98x; what it saves grows with the number of parameter tensors.
 """
 
 from __future__ import annotations
@@ -32,20 +38,45 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict[str, Any]]:
     return [g for g in ({"params": decay}, {"params": rest, "weight_decay": 0.0}) if g["params"]]
 
 
+FUSED_DEVICES = ("cpu", "cuda")
+
+
+def step_kind(groups: list) -> dict[str, bool]:
+    """{"fused": True} when every parameter is a float tensor on a device with fused steps,
+    else {} (torch's default)."""
+    params = [p for g in groups for p in (g["params"] if isinstance(g, dict) else [g])]
+    ok = bool(params) and all(p.device.type in FUSED_DEVICES and p.is_floating_point()
+                              for p in params)
+    return {"fused": True} if ok else {}
+
+
+def _foreach(groups: list) -> dict[str, bool]:
+    return {"foreach": True} if step_kind(groups) else {}
+
+
 def _sgd(groups: list, cfg: TrainConfig) -> torch.optim.Optimizer:
     if cfg.nesterov and cfg.momentum <= 0:
         raise UserInputError("nesterov needs momentum > 0")
     return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
-                           weight_decay=cfg.weight_decay)
+                           weight_decay=cfg.weight_decay, **step_kind(groups))
 
 
 OPTIMIZERS: dict[str, Callable[[list, TrainConfig], torch.optim.Optimizer]] = {
     "sgd": _sgd,
-    "adam": lambda g, c: torch.optim.Adam(g, lr=c.lr, weight_decay=c.weight_decay),
-    "adamw": lambda g, c: torch.optim.AdamW(g, lr=c.lr, weight_decay=c.weight_decay),
+    "adam": lambda g, c: torch.optim.Adam(g, lr=c.lr, weight_decay=c.weight_decay,
+                                          **step_kind(g)),
+    "adamw": lambda g, c: torch.optim.AdamW(g, lr=c.lr, weight_decay=c.weight_decay,
+                                            **step_kind(g)),
     "rmsprop": lambda g, c: torch.optim.RMSprop(g, lr=c.lr, momentum=c.momentum,
-                                                 weight_decay=c.weight_decay),
+                                                 weight_decay=c.weight_decay, **_foreach(g)),
 }
+
+
+def step_name(optimizer: torch.optim.Optimizer) -> str:
+    """'fused SGD', 'foreach RMSprop' or 'SGD': how the optimiser steps, for the log."""
+    d = optimizer.defaults
+    kind = "fused " if d.get("fused") else "foreach " if d.get("foreach") else ""
+    return f"{kind}{type(optimizer).__name__}"
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig,
@@ -56,7 +87,27 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig,
     except KeyError:
         raise UserInputError(f"unknown optimizer {cfg.optimizer!r}; "
                              f"choose from {', '.join(OPTIMIZERS)}") from None
-    return factory(groups if groups is not None else param_groups(model, cfg), cfg)
+    optimizer = factory(groups if groups is not None else param_groups(model, cfg), cfg)
+    optimizer.register_load_state_dict_post_hook(match_state_layout)
+    return optimizer
+
+
+def match_state_layout(optimizer: torch.optim.Optimizer) -> None:
+    """Give every state tensor (momentum, moments) its parameter's memory format.
+
+    A loaded state comes back contiguous, and torch's fused CPU step walks a parameter and its
+    state element by element in memory order: a channels_last weight with a contiguous
+    momentum buffer is updated with another element's momentum (found by resuming a run)."""
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            state = optimizer.state.get(p)
+            if not state or p.dim() != 4:
+                continue
+            fmt = (torch.channels_last if p.is_contiguous(memory_format=torch.channels_last)
+                   and not p.is_contiguous() else torch.contiguous_format)
+            for k, v in state.items():
+                if isinstance(v, torch.Tensor) and v.shape == p.shape:
+                    state[k] = v.contiguous(memory_format=fmt)
 
 
 # name -> factory(optimizer, cfg, steps_per_epoch, steps after warm-up) -> scheduler or None

@@ -1,0 +1,165 @@
+"""The CPU fast path (channels_last, fused optimiser steps, thread choice, inference_mode)
+gives the plain path's results, within float32 rounding.
+
+Tolerances: a few SGD steps of a small net from the same weights and batches agree to
+rtol 1e-4 / atol 1e-5 (both paths compute in fp32; oneDNN's blocked kernels sum in another
+order, a few ulps per step); one forward pass agrees to rtol 1e-4 / atol 1e-5.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from convzoo import create_model
+from convzoo.train import device as dev
+from convzoo.train import schedules
+from convzoo.train.checkpoint import load_checkpoint
+from convzoo.train.config import TrainConfig
+from convzoo.train.evaluate import evaluate
+from convzoo.train.loop import fit
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def _fit(out: Path, **kw) -> dict[str, torch.Tensor]:
+    cfg = TrainConfig(model="lenet5_modern", data="fake:1x28x28:96:4", epochs=2, batch_size=16,
+                      lr=0.05, momentum=0.9, weight_decay=5e-4, schedule="cosine",
+                      device="cpu", out=str(out), plots=False, tensorboard=False, **kw)
+    fit(cfg)
+    return load_checkpoint(out, prefer="last").tensors("model")
+
+
+def test_fast_path_trains_to_the_plain_paths_weights(tmp_path: Path, monkeypatch) -> None:
+    fast = _fit(tmp_path / "fast")  # the defaults: channels_last and the fused step on the CPU
+    monkeypatch.setattr(schedules, "step_kind", lambda groups: {})  # torch's default step
+    plain = _fit(tmp_path / "plain", channels_last=False)
+    assert fast.keys() == plain.keys()
+    moved = 0
+    for k in fast:
+        torch.testing.assert_close(fast[k], plain[k], rtol=RTOL, atol=ATOL, msg=k)
+        moved += int(not torch.equal(fast[k], create_model("lenet5_modern", num_classes=4)
+                                     .state_dict()[k]))
+    assert moved > 0  # the comparison is of trained weights
+
+
+def test_cpu_run_says_how_it_computes(tmp_path: Path) -> None:
+    _fit(tmp_path / "r")
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert summary["channels_last"] is True
+    assert "threads" in summary["device"]
+
+
+@pytest.mark.parametrize("name,size", [("lenet5", (1, 32, 32)), ("lenet5_modern", (1, 32, 32)),
+                                       ("resnet20", (3, 32, 32))])
+def test_channels_last_gives_the_same_outputs(name: str, size: tuple[int, ...]) -> None:
+    torch.manual_seed(0)
+    model = create_model(name).eval()
+    x = torch.randn(8, *size)
+    with torch.inference_mode():
+        plain = model(x)
+        fast = model.to(memory_format=torch.channels_last)(
+            x.contiguous(memory_format=torch.channels_last))
+    torch.testing.assert_close(fast, plain, rtol=RTOL, atol=ATOL)
+
+
+def test_fused_step_after_loading_state_matches_the_loop() -> None:
+    # A loaded momentum buffer is contiguous; the fused CPU step on a channels_last weight
+    # must still pair each element with its own momentum (resuming depends on it).
+    torch.manual_seed(0)
+    w0, grad, buf = torch.randn(4, 3, 3, 3), torch.randn(4, 3, 3, 3), torch.randn(4, 3, 3, 3)
+    cfg = TrainConfig(lr=0.1, momentum=0.9, weight_decay=0.0)
+    out = {}
+    for fused in (False, True):
+        p = torch.nn.Parameter(w0.clone().contiguous(memory_format=torch.channels_last))
+        model = torch.nn.Module()
+        model.p = p
+        opt = (schedules.make_optimizer(model, cfg) if fused else
+               torch.optim.SGD([p], lr=0.1, momentum=0.9, foreach=False))
+        state = opt.state_dict()
+        state["state"] = {0: {"momentum_buffer": buf.clone()}}
+        opt.load_state_dict(state)
+        p.grad = grad.clone().contiguous(memory_format=torch.channels_last)
+        opt.step()
+        out[fused] = p.detach().clone()
+    assert schedules.step_name(opt) == "fused SGD"
+    torch.testing.assert_close(out[True], out[False], rtol=RTOL, atol=ATOL)
+
+
+def test_optimisers_take_the_fused_or_foreach_step() -> None:
+    model = torch.nn.Conv2d(3, 4, 3)
+    for name, kind in (("sgd", "fused"), ("adam", "fused"), ("adamw", "fused"),
+                       ("rmsprop", "foreach")):
+        opt = schedules.make_optimizer(model, TrainConfig(optimizer=name))
+        assert schedules.step_name(opt).startswith(kind), name
+
+
+@pytest.mark.parametrize("cores,load,expected", [(2, 0.0, 2), (2, 0.4, 2), (2, 0.6, 1),
+                                                 (2, 4.5, 1), (8, 2.2, 6), (1, 0.0, 1)])
+def test_threads_come_from_the_cores_free(cores: int, load: float, expected: int,
+                                          monkeypatch) -> None:
+    monkeypatch.delenv("CONVZOO_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(dev, "_chosen_threads", None)
+    choice = dev.choose_threads(cores, load)
+    assert choice.threads == expected
+    assert f"{cores} core" in choice.reason
+
+
+def test_a_thread_count_the_user_chose_is_kept(monkeypatch) -> None:
+    monkeypatch.setattr(dev, "_chosen_threads", None)
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert dev.choose_threads(2, 0.0).threads == 3
+    before = torch.get_num_threads()
+    try:
+        dev.set_threads(1)
+        assert dev.choose_threads(2, 0.0).threads == 1
+        assert dev.choose_threads(2, 0.0).reason == "as asked"
+    finally:
+        monkeypatch.setattr(dev, "_chosen_threads", None)
+        torch.set_num_threads(before)
+    monkeypatch.setenv("CONVZOO_THREADS", "two")
+    with pytest.raises(Exception, match="CONVZOO_THREADS"):
+        dev.choose_threads(2, 0.0)
+
+
+def test_evaluation_runs_under_inference_mode() -> None:
+    seen = []
+
+    class Probe(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            seen.append(torch.is_inference_mode_enabled())
+            return x.flatten(1)[:, :3]
+
+    x, y = torch.randn(4, 1, 2, 2), torch.tensor([0, 1, 2, 0])
+    r = evaluate(Probe(), [(x, y)], 3, device=torch.device("cpu"))
+    assert seen == [True] and r.n == 4
+
+
+def test_benchmark_smoke_writes_every_section(tmp_path: Path) -> None:
+    import importlib.util
+    import sys
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_speed.py"
+    spec = importlib.util.spec_from_file_location("cpu_speed", path)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["cpu_speed"] = mod
+    spec.loader.exec_module(mod)
+    before = torch.get_num_threads()
+    try:
+        assert mod.main(["--smoke", "--no-startup", "--out", str(tmp_path / "r.json")]) == 0
+    finally:
+        torch.set_num_threads(before)
+    r = json.loads((tmp_path / "r.json").read_text())
+    for model in ("lenet5", "lenet5_modern", "resnet20"):
+        t = r["training"][model]
+        for kind in ("convzoo", "plain", "dataloader"):
+            assert t[kind]["images_per_s"] > 0 and 0 <= t[kind]["test_top1"] <= 1
+        assert t["vs_plain"]["images_per_s"] > 0
+    assert r["gflops"]["matmul_peak_gflop_s"] > 0 and 0 < r["gflops"]["fraction_of_peak"]
+    assert set(r["inference"]) == {"resnet18_224", "lenet5"}
+    assert r["versions"]["torch"] == torch.__version__ and "load_average_start" in r
