@@ -43,6 +43,11 @@ FIELD_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
                       "help": "end this invocation after N epochs (continue with --resume)"}),
     ("--val-split", {"type": float, "metavar": "F",
                      "help": "hold out this fraction of the training set for validation"}),
+    ("--save-every", {"type": int, "metavar": "N",
+                      "help": "also save last/ every N optimiser steps (0: off, the default)"}),
+    ("--save-minutes", {"type": float, "metavar": "M",
+                        "help": "also save last/ every M minutes inside an epoch (default 10; "
+                        "0: off)"}),
 )
 
 SOURCE_HELP = ("a run directory or checkpoint (its weights, class names and preprocessing), "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
@@ -35,7 +36,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, value in TOML syntax (milestones=[30,60])")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the cores free, "
+                   "from the load average)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_train)
 
@@ -52,9 +54,12 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None]:
         cfg = TrainConfig.from_dict(ckpt.meta["config"])
         if args.model and args.model != cfg.model:
             raise UserInputError(f"{args.resume} is a run of {cfg.model}, not {args.model}")
-        flags.pop("out", None)
-        flags.pop("stop_after", None)
-        cfg.stop_after = None
+        out = flags.pop("out", None)
+        run_dir = ckpt.path.parent
+        if out is not None and Path(out).resolve() != run_dir.resolve():
+            raise UserInputError(f"--resume {args.resume} continues in {run_dir}; leave out "
+                                 f"--out {out} (or copy the run there first)")
+        cfg.stop_after = None  # the stop of the last invocation, not of this one
     elif args.recipe:
         cfg = load_recipe(args.recipe)
     if args.model:
@@ -74,17 +79,21 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None]:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    import torch
-
     from ..train.distributed import is_main
     from ..train.loop import fit
     from ..train.progress import Progress
 
     cfg, resume = config_from_args(args)
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from ..train.device import set_threads
+
+        set_threads(args.threads)  # kept: the run does not choose its own count then
     summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet))
     if not is_main():  # under torchrun, rank 0 reports for all
+        return 0
+    if summary.get("already_finished"):
+        emit(f"{summary['run_dir']} has finished ({summary.get('epochs')} of {cfg.epochs} epochs, "
+             f"{summary.get('steps')} steps); nothing to do (raise --epochs to train longer)")
         return 0
     test = summary.get("test")
     if test:

@@ -31,7 +31,7 @@ from ..errors import ConvzooError, UserInputError
 from .augment import Augment, sample_boxes, sample_shift_flip
 from .catalog import TEST_FRACTION, DataSet, FolderSplit, stratified_split
 from .images import IMAGE_SUFFIXES, BadImageError, peek_image, read_image, shown
-from .loader import Batches, Pipeline, bad_limit
+from .loader import Batches, Pipeline, bad_limit, ignore_sigint
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .seeding import generator
 
@@ -263,14 +263,16 @@ class FolderBatches(Batches):
                  device: torch.device, input_size: tuple[int, int, int],
                  mean: Sequence[float], std: Sequence[float], augment: Augment | None,
                  seed: int, epoch: int, drop_last: bool, workers: int, channels_last: bool,
-                 max_bad_images: float | int, positions: torch.Tensor | None = None) -> None:
+                 max_bad_images: float | int, positions: torch.Tensor | None = None,
+                 start_batch: int = 0) -> None:
         n = len(split)
         order = (torch.randperm(n, generator=generator("epoch", seed, epoch))
                  if train else torch.arange(n))
         if positions is not None:
             order = order[positions]
         n = len(order)
-        super().__init__(-(-n // batch_size) if not drop_last else n // batch_size, n)
+        super().__init__(-(-n // batch_size) if not drop_last else n // batch_size, n,
+                         start_batch)
         self.device, self.train, self.seed, self.epoch = device, train, seed, epoch
         self.rank = int(positions[0]) if positions is not None and len(positions) else 0
         self.augment = augment
@@ -280,16 +282,23 @@ class FolderBatches(Batches):
         photos = not train and max(input_size[1:]) > SMALL_SIDE
         images = FolderImages(split.samples, input_size, augment if rrc else None,
                               shorter=EVAL_CROP_RATIO if photos else 1.0, seed=seed, epoch=epoch)
-        self.loader = DataLoader(images, batch_size=batch_size, sampler=order.tolist(),
+        # a resumed epoch: the batches not yet taken (whole batches, so each keeps its images)
+        self.loader = DataLoader(images, batch_size=batch_size,
+                                 sampler=order[start_batch * batch_size:].tolist(),
                                  num_workers=workers, collate_fn=collate, drop_last=drop_last,
-                                 pin_memory=device.type == "cuda")
+                                 pin_memory=device.type == "cuda",
+                                 worker_init_fn=ignore_sigint if workers else None,
+                                 # its own generator: the workers' seeds are not drawn from
+                                 # the global RNG, which dropout's masks come from
+                                 generator=generator("loader", seed, epoch))
         self.pipeline = Pipeline(input_size, input_size, mean, std, device, channels_last)
         self.skipped: list[tuple[str, str]] = []
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        g = generator("folder-augment", self.seed, self.epoch, self.rank)
         a = self.augment
-        for x, y, bad in self.loader:
+        self.position = self.start
+        for b, (x, y, bad) in enumerate(self.loader, self.start):
+            self.position = b + 1
             for path, reason in bad:
                 log.warning("skipped unreadable image %s: %s", shown(path), reason)
                 self.bad_images.append(path)
@@ -300,6 +309,8 @@ class FolderBatches(Batches):
                 continue
             shift = flip = None
             if a is not None:
+                # seeded per batch: a resumed epoch draws what the uninterrupted one drew
+                g = generator("folder-augment", self.seed, self.epoch, self.rank, b)
                 shift, flip = sample_shift_flip(len(x), a.crop_pad, a.flip, g)
                 shift = None if shift is None else shift.to(self.device, non_blocking=True)
                 flip = None if flip is None else flip.to(self.device, non_blocking=True)

@@ -6,11 +6,16 @@ operations. An :class:`FolderSplit` streams through DataLoader worker processes 
 and size the images; the batch then goes through the same device-side steps.
 
 Randomness (order, crop offsets, flips, boxes) is drawn on the CPU from generators seeded by
-(seed, epoch), so a seed and an epoch give the same batches on the CPU and on a GPU.
+(seed, epoch) (and, for image folders, the batch's or image's index), so a seed and an epoch
+give the same batches on the CPU and on a GPU, and the loader's whole state is its position:
+(epoch, batches taken). `start_batch` resumes an epoch there, giving exactly the batches the
+uninterrupted epoch would have given from that point; `Batches.position` says how far an
+epoch has got.
 """
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Iterator, Sequence
 
 import torch
@@ -95,10 +100,17 @@ def _stats_for(values: Sequence[float], channels: int) -> torch.Tensor:
 class Batches:
     """One epoch of (x, y) batches: x float32 N x C x H x W, y int64 N, both on the device."""
 
-    def __init__(self, num_batches: int, num_samples: int) -> None:
+    def __init__(self, num_batches: int, num_samples: int, start: int = 0) -> None:
+        if not 0 <= start <= num_batches:
+            raise UserInputError(f"cannot start an epoch of {num_batches} batches at batch "
+                                 f"{start}")
         self.num_batches = num_batches
         self.num_samples = num_samples
         self.bad_images: list[str] = []  # paths skipped because they could not be decoded
+        #: the batches of this epoch taken before this object's first one (a resumed epoch)
+        self.start = start
+        #: the batches of this epoch taken so far, `start` included: where to resume
+        self.position = start
 
     def __len__(self) -> int:
         return self.num_batches
@@ -125,10 +137,11 @@ def shard(n: int, train: bool, rank: int, world_size: int) -> torch.Tensor | Non
 class ArrayBatches(Batches):
     def __init__(self, split: ArraySplit, *, batch_size: int, train: bool, device: torch.device,
                  pipeline: Pipeline, augment: Augment | None, seed: int, epoch: int,
-                 drop_last: bool, positions: torch.Tensor | None = None) -> None:
+                 drop_last: bool, positions: torch.Tensor | None = None,
+                 start_batch: int = 0) -> None:
         n = len(split)
         m = n if positions is None else len(positions)
-        super().__init__(_num_batches(m, batch_size, drop_last), m)
+        super().__init__(_num_batches(m, batch_size, drop_last), m, start_batch)
         self.split, self.batch_size, self.device = split, batch_size, device
         self.pipeline = pipeline
         g = generator("epoch", seed, epoch)
@@ -156,7 +169,9 @@ class ArrayBatches(Batches):
         flip = None if self.flip is None else self.flip.to(dev, non_blocking=True)
         boxes = None if self.boxes is None else self.boxes.to(dev, non_blocking=True)
         bs = self.batch_size
-        for i in range(self.num_batches):
+        self.position = self.start
+        for i in range(self.start, self.num_batches):
+            self.position = i + 1
             s, e = i * bs, min((i + 1) * bs, self.num_samples)
             if order is None:
                 x, y = images[s:e], labels[s:e]
@@ -179,14 +194,15 @@ def make_loader(split: ArraySplit | FolderSplit, *, batch_size: int, train: bool
                 drop_last: bool | None = None, workers: int = 0,
                 channels_last: bool = False,
                 max_bad_images: float | int = 0.01,
-                rank: int = 0, world_size: int = 1) -> Batches:
+                rank: int = 0, world_size: int = 1, start_batch: int = 0) -> Batches:
     """The batches of one epoch; see the module docstring.
 
     Training shuffles and augments; evaluation keeps the order and only adapts and normalises.
     drop_last (default: when training and there is at least one full batch) drops a last
     partial batch. For image folders, more unreadable images than `max_bad_images` (a fraction
     of the split, or a count; at least one is always tolerated) stop the epoch with an error.
-    With world_size > 1 (DDP), this process takes its share of the epoch, see `shard`."""
+    With world_size > 1 (DDP), this process takes its share of the epoch, see `shard`.
+    `start_batch` skips the epoch's first batches (a resumed epoch), drawing nothing for them."""
     if batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
     device = torch.device(device)
@@ -200,14 +216,14 @@ def make_loader(split: ArraySplit | FolderSplit, *, batch_size: int, train: bool
         pipeline = Pipeline(split.image_size, input_size, mean, std, device, channels_last)
         return ArrayBatches(split, batch_size=batch_size, train=train, device=device,
                             pipeline=pipeline, augment=augment, seed=seed, epoch=epoch,
-                            drop_last=drop_last, positions=positions)
+                            drop_last=drop_last, positions=positions, start_batch=start_batch)
     if isinstance(split, FolderSplit):
         from .folders import FolderBatches
         return FolderBatches(split, batch_size=batch_size, train=train, device=device,
                              input_size=input_size, mean=mean, std=std, augment=augment,
                              seed=seed, epoch=epoch, drop_last=drop_last, workers=workers,
                              channels_last=channels_last, max_bad_images=max_bad_images,
-                             positions=positions)
+                             positions=positions, start_batch=start_batch)
     raise TypeError(f"make_loader takes an ArraySplit or a FolderSplit, not {type(split)}")
 
 
@@ -223,3 +239,9 @@ def too_many_bad(bad: list[tuple[str, str]], n: int, limit: int) -> ConvzooError
     return ConvzooError(f"{len(bad)} of {n} images could not be read (more than the {limit} "
                         f"tolerated), the first {path}: {reason}; fix or remove them, "
                         "or raise max_bad_images")
+
+
+def ignore_sigint(_worker_id: int = 0) -> None:
+    """A DataLoader `worker_init_fn`: a terminal's Ctrl-C reaches the whole process group;
+    workers leave it to the main process, which finishes its step, saves and stops them."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)

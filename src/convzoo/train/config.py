@@ -51,6 +51,10 @@ class TrainConfig:
     epochs: int = 10
     max_steps: int | None = None  # stop after this many optimiser steps (iteration budgets)
     stop_after: int | None = None  # end this invocation after N epochs (resume later)
+    # mid-epoch checkpoints (last/): every N optimiser steps and/or M minutes; 0: off. Ten
+    # minutes by default: a long epoch loses little to a kill; a short run never pays for it.
+    save_every: int = 0
+    save_minutes: float = 10.0
     # optimiser
     optimizer: str = "sgd"
     batch_size: int = 128
@@ -105,7 +109,11 @@ class TrainConfig:
                   (0 <= self.label_smoothing < 1, "label_smoothing is in [0, 1)"),
                   (0 <= self.ema < 1, "ema is a decay in [0, 1), e.g. 0.999"),
                   (self.max_steps is None or self.max_steps >= 1, "max_steps must be >= 1"),
-                  (self.stop_after is None or self.stop_after >= 1, "stop_after must be >= 1")]
+                  (self.stop_after is None or self.stop_after >= 1, "stop_after must be >= 1"),
+                  (self.workers >= 0, f"workers must be 0 (load in this process) or more, "
+                                      f"got {self.workers}"),
+                  (self.save_every >= 0, "save_every is a number of steps, >= 0 (0: off)"),
+                  (self.save_minutes >= 0, "save_minutes must be >= 0 (0: off)")]
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)
@@ -156,9 +164,18 @@ def _coerce(name: str, value: Any) -> Any:
         except ValueError:
             raise UserInputError(f"{name} takes a whole number (got {value!r})") from None
     if name in ("max_steps", "stop_after"):
-        return int(value)
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise UserInputError(f"{name} takes a whole number (got {value!r})") from None
     if name == "milestones":
-        return [float(v) for v in value]
+        try:
+            if isinstance(value, str) or isinstance(value, bool):
+                raise TypeError
+            return [float(v) for v in (value if isinstance(value, list | tuple) else [value])]
+        except (TypeError, ValueError):
+            raise UserInputError(f"milestones takes a list of numbers, e.g. [30, 60] "
+                                 f"(got {value!r})") from None
     if name in ("mean", "std"):
         try:
             return [float(v) for v in value]
@@ -178,7 +195,10 @@ def replace(cfg: TrainConfig, updates: dict[str, Any], what: str) -> TrainConfig
             hint = f"; did you mean {', '.join(close)}?" if close else ""
             raise UserInputError(f"{what}: unknown setting {key!r}{hint}")
         if name == "model_args":
-            value = {**out.model_args, **dict(value)}
+            if not isinstance(value, dict):
+                raise UserInputError(f"{what}: model_args takes a table of the model's "
+                                     f"arguments, e.g. {{dropout = 0.2}} (got {value!r})")
+            value = {**out.model_args, **value}
         setattr(out, name, _coerce(name, value))
     return out
 

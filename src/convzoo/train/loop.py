@@ -9,8 +9,11 @@ Where each part lives:
   per-group learning rates for fine-tuning are `freeze`'s.
 
 Choices:
-- Checkpoints are written only after a whole epoch, so after a NaN stop the last one on disk
-  is the last good one, and the message names the bad step.
+- Checkpoints are written after every epoch and inside one every `save_every` steps and/or
+  `save_minutes` minutes (default 10), never after a non-finite loss, so after a NaN stop the
+  last one on disk is a good one, and the message names the bad step. A run resumed from any
+  of them continues exactly (see `run`). SIGTERM and SIGINT stop the run after the current
+  step with `last` saved (`signals`); the run directory is locked while a run writes in it.
 - A model the caller passes is the one that trains; resuming into it checks its architecture
   against the checkpoint's first. Models from `create_model` carry their registry name and
   arguments, which the checkpoints record.
@@ -34,11 +37,12 @@ from .epoch import RunState, TrainingDiverged, loss_fn, train_one_epoch
 from .evaluate import EvalResult, evaluate
 from .progress import Progress
 from .run import Run, build_model, loader, model_input_size
+from .signals import StopOnSignal, TrainingInterrupted
 
 __all__ = [
     "EvalResult", "Run", "RunState", "TrainingDiverged", "autocast", "build_model",
     "device_name", "evaluate", "fit", "loader", "loss_fn", "model_input_size", "resolve_amp",
-    "resolve_device", "train_one_epoch",
+    "resolve_device", "train_one_epoch", "TrainingInterrupted",
 ]
 
 
@@ -52,6 +56,11 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     checkpoint's architecture); with `cfg.finetune` set, only the groups the mode names train,
     at their own rates. `extra_meta` goes into checkpoint.json and summary.json.
 
+    A signal (SIGTERM, Ctrl-C) ends the run after its current step with `last` saved and
+    summary.json saying "interrupted": `TrainingInterrupted` is raised (exit code 128 +
+    signal on the command line). Resuming a run that has finished writes nothing and returns
+    its summary with `already_finished` set.
+
     Under torchrun (WORLD_SIZE > 1) every process calls this: the model trains with DDP, each
     process on its share of every epoch (the batch size is per process), evaluation is sharded
     and summed, and only rank 0 writes files and prints."""
@@ -59,13 +68,19 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     if dd.launched():
         cfg.validate()
         ddp = dd.init_from_env(resolve_device(cfg.device))
+    run = None
     try:
-        run = Run(cfg, ddp, resume=resume, data=data, progress=progress, model=model,
-                  extra_meta=extra_meta)
-        run.setup()
-        run.restore()
-        run.start()
-        run.run_epochs()
-        return run.finish()
+        with StopOnSignal() as stop:
+            run = Run(cfg, ddp, resume=resume, data=data, progress=progress, model=model,
+                      extra_meta=extra_meta, stop=stop)
+            run.setup()
+            run.restore()
+            if run.finished():
+                return run.previous_summary()
+            run.start()
+            run.run_epochs()
+            return run.finish()
     finally:
+        if run is not None:
+            run.close()
         dd.cleanup(ddp)

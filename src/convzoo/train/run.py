@@ -1,13 +1,26 @@
 """One training run as named steps over one `Run` object; `loop.fit` calls them in order:
 
-    setup       the checkpoint to resume (checked), the data, the model, optimiser, schedule, EMA
-    restore     a resumed run's weights, optimiser, schedule, EMA, counters and RNG
-    start       the run directory, config.json, the metrics log, DDP and torch.compile wrappers
+    setup       the run directory's lock, the checkpoint to resume (checked against the
+                settings), the data, the model, optimiser, schedule, EMA
+    restore     a resumed run's weights, optimiser, schedule, EMA, counters, RNG states and
+                the loader's position within its epoch
+    start       config.json, the metrics and step logs, DDP and torch.compile wrappers
     run_epochs  train, evaluate, log and checkpoint, epoch by epoch (`train_epoch`, `end_epoch`)
     finish      the test score, summary.json, plots; a diverged or interrupted run raises here
+    close       the lock is let go (`fit` calls it whatever happened)
 
-Checkpoints are written only by `save_last`, after a whole epoch, so the last one on disk is
-always a good one; `train_one_epoch`'s `on_step` is where work between optimiser steps goes.
+Checkpoints are written only by `save_last`: after every epoch, and inside one every
+`save_every` steps and/or `save_minutes` minutes, and when a signal asks the run to stop
+(`signals`). A mid-epoch `last` holds what resuming exactly needs besides the weights and
+optimiser: every RNG state (each process's, under DDP), the loader's position (epoch and
+batches taken; the loader's randomness is a function of its seed and position) and the
+epoch's running sums. No save happens after a non-finite loss: the check runs first. A run
+stopped at any step and resumed takes the same steps with the same losses (steps.csv) and
+ends with the same weights as one never stopped.
+
+Resuming keeps the run's settings: a differing one outside `RESUMABLE` (batch size, data,
+learning rate, ...) is refused with the fields named, and a run already finished is left as
+it is (`fit` returns its summary with `already_finished`).
 """
 
 from __future__ import annotations
@@ -28,14 +41,33 @@ from ..sizes import Size, fill_channels
 from . import checkpoint as ck
 from . import distributed as dd
 from .config import TrainConfig
-from .device import amp_name, device_name, resolve_amp, resolve_channels_last, resolve_device
-from .epoch import RunState, TrainingDiverged, train_one_epoch, warm_up
+from .device import (
+    amp_name,
+    cpu_fast_path_line,
+    cpu_threads,
+    device_name,
+    resolve_amp,
+    resolve_channels_last,
+    resolve_device,
+)
+from .epoch import EpochTally, RunState, TrainingDiverged, check_finite, train_one_epoch, warm_up
 from .evaluate import EvalResult, evaluate
+from .lock import RunLock
 from .metrics import RunLog, write_json
 from .progress import Progress
-from .schedules import Schedule, make_optimizer
+from .schedules import Schedule, make_optimizer, step_name
+from .signals import StopOnSignal, TrainingInterrupted, signal_name
 
 EVAL_BATCH = 256  # evaluation needs no gradients: larger batches, fewer steps
+#: Settings a resumed run may change: how long it goes on, where and how fast it runs, what it
+#: reports and how often it saves. Any other would train other than the run was trained, so
+#: resuming with it is refused.
+RESUMABLE = frozenset({
+    "epochs", "max_steps", "stop_after", "device", "workers", "data_dir", "compile",
+    "compile_mode", "out", "eval_every", "log_every", "plots", "tensorboard", "save_every",
+    "save_minutes",
+})
+STEPS_FILE = "steps.csv"
 
 
 # ---- pieces a run is made of ---------------------------------------------------------------
@@ -83,7 +115,8 @@ def model_input_size(model: nn.Module, cfg: TrainConfig) -> Size:
 
 def loader(split: Any, ds: Any, cfg: TrainConfig, *, train: bool, device: torch.device,
            input_size: tuple[int, int, int], epoch: int, channels_last: bool,
-           batch_size: int | None = None, ddp: dd.Dist | None = None) -> Any:
+           batch_size: int | None = None, ddp: dd.Dist | None = None,
+           start_batch: int = 0) -> Any:
     """The batches of one epoch of `split`, augmented per `cfg.augment` when training."""
     from ..data.loader import make_loader
 
@@ -91,7 +124,8 @@ def loader(split: Any, ds: Any, cfg: TrainConfig, *, train: bool, device: torch.
                        device=device, input_size=input_size, mean=ds.mean, std=ds.std,
                        augment=cfg.augment if train else None, seed=cfg.seed,
                        epoch=epoch, workers=cfg.workers, channels_last=channels_last,
-                       rank=ddp.rank if ddp else 0, world_size=ddp.world_size if ddp else 1)
+                       rank=ddp.rank if ddp else 0, world_size=ddp.world_size if ddp else 1,
+                       start_batch=start_batch)
 
 
 def default_out(cfg: TrainConfig) -> Path:
@@ -139,6 +173,39 @@ def _stats_line(epoch: int, cfg: TrainConfig, tr: dict, ev: EvalResult | None, w
     return line
 
 
+class StepLog:
+    """steps.csv: `step,epoch,loss` for every optimiser step (under DDP, rank 0's share), the
+    exact float32 loss. A resumed run first drops the rows after its checkpoint's step (the
+    previous process may have got further before it was stopped), so the file always matches
+    the run's weights."""
+
+    def __init__(self, path: Path, keep_until: int | None) -> None:
+        self.path = path
+        rows = []
+        if keep_until is not None and path.is_file():
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines()[1:]:
+                parts = line.split(",")
+                if len(parts) == 3 and parts[0].isdigit() and int(parts[0]) <= keep_until:
+                    rows.append(line)
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_text("\n".join(["step,epoch,loss", *rows]) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    def append(self, last_step: int, epoch: int, losses: list[float]) -> None:
+        """`losses` of the consecutive steps ending at `last_step`, in epoch `epoch` (from 1)."""
+        if not losses:
+            return
+        first = last_step - len(losses) + 1
+        with open(self.path, "a", encoding="utf-8") as f:
+            f.writelines(f"{first + k},{epoch},{v!r}\n" for k, v in enumerate(losses))
+
+
+def read_steps(run_dir: str | Path) -> list[tuple[int, int, float]]:
+    """The rows of a run's steps.csv as (step, epoch, loss)."""
+    lines = (Path(run_dir) / STEPS_FILE).read_text(encoding="utf-8").splitlines()[1:]
+    return [(int(a), int(b), float(c)) for a, b, c in (line.split(",") for line in lines)]
+
+
 # ---- the run -------------------------------------------------------------------------------
 
 class Run:
@@ -147,7 +214,8 @@ class Run:
     def __init__(self, cfg: TrainConfig, ddp: dd.Dist | None, *,
                  resume: str | Path | None = None, data: Any = None,
                  progress: Progress | None = None, model: nn.Module | None = None,
-                 extra_meta: dict[str, Any] | None = None) -> None:
+                 extra_meta: dict[str, Any] | None = None,
+                 stop: StopOnSignal | None = None) -> None:
         self.t_start = time.perf_counter()
         cfg.validate()
         self.cfg = with_model_identity(cfg, model)
@@ -167,35 +235,111 @@ class Run:
         self.status, self.message = "completed", ""
         self.last_eval: EvalResult | None = None
         self.train_s, self.compile_s, self.images = 0.0, 0.0, 0
+        #: set by a signal (see `signals`); `fit` installs the handlers
+        self.stop = stop if stop is not None else StopOnSignal()
+        #: end this invocation once this many steps are taken, saving `last` there (status
+        #: "stopped"): a stop at any step, for resuming later
+        self.stop_at_step: int | None = None
+        self.lock: RunLock | None = None
+        self.steplog: StepLog | None = None
+        self.resume_at: tuple[int, int] | None = None  # (epoch, batches taken) of a resumed epoch
+        self.resume_tally: dict[str, Any] | None = None
+        self.rng_per_rank = False  # each process's RNG state came back from the checkpoint
+        self.saved: tuple[int, int] | None = None  # (epoch, step) of the last save
+        self.last_save_t = time.monotonic()
+        self.already_finished = False
 
     # -- setup
 
     def setup(self) -> None:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest
+        # threads from the cores free (torchrun sets OMP_NUM_THREADS, which is kept)
+        threads = cpu_threads() if self.device.type == "cpu" else None
         self._open_checkpoint()
+        if threads is not None and self.ckpt is not None:
+            threads = self._resume_threads(threads)
         seed_everything(self.cfg.seed)
         self._load_data()
         self._make_model()
         self._make_optimiser()
+        if threads is not None:
+            self.progress.line(cpu_fast_path_line(threads, self.channels_last,
+                                                  step_name(self.optimizer)))
+
+    def _resume_threads(self, choice: Any) -> Any:
+        """A resumed CPU run takes the thread count the run had, unless the user set one: the
+        count decides how reductions are split, so the same count gives the same bits."""
+        from . import device as dv
+
+        saved = self.ckpt.meta.get("cpu_threads") if self.ckpt is not None else None
+        if (not isinstance(saved, int) or isinstance(saved, bool) or saved < 1
+                or saved == choice.threads or dv._chosen_threads is not None
+                or dv._env_threads() is not None):
+            return choice
+        torch.set_num_threads(saved)
+        return dv.ThreadChoice(saved, "the resumed run's own count, for an exact resume")
 
     def _open_checkpoint(self) -> None:
         cfg = self.cfg
         if self.resume is not None:
+            # the lock first: another process may be writing the checkpoint about to be read
+            self.out = ck.resolve(self.resume, prefer="last").parent
+            self._take_lock()
             self.ckpt = ck.load_checkpoint(self.resume, prefer="last")
             self.out = self.ckpt.path.parent
             if self.ckpt.meta.get("model") != cfg.model:
                 raise UserInputError(f"{self.resume} is a run of {self.ckpt.meta.get('model')}, "
                                      f"not {cfg.model}")
+            self._check_resume_config()
+            self.cfg = cfg = dataclasses.replace(cfg, out=str(self.out))  # where it now runs
         else:
             self.out = Path(cfg.out) if cfg.out else default_out(cfg)
-            if (self.out / "last" / ck.META).exists():
+            self._take_lock()
+            if ck.holds_run(self.out):  # also what a kill mid-swap leaves: last.prev, .last.old
                 raise UserInputError(f"{self.out} already holds a run: continue it with "
                                      f"--resume {self.out}, or choose another --out")
         if not cfg.model:
             raise UserInputError("no model given (e.g. convzoo train lenet5 --data fashion-mnist)")
         if not cfg.data and self.data is None:
             raise UserInputError("no data set given (--data NAME, e.g. fashion-mnist)")
+
+    def _take_lock(self) -> None:
+        """One writer per run directory (rank 0 writes for all under DDP); a save a kill
+        interrupted left a temporary directory, removed now that the lock is ours."""
+        if not self.main:
+            return
+        if self.out.exists() and not self.out.is_dir():
+            raise UserInputError(f"{self.out} is a file, not a run directory; choose another "
+                                 "--out")
+        self.lock = RunLock(self.out).acquire()
+        if self.lock.took_over:
+            self.progress.line(f"took over the lock of {self.out} from a run that is gone "
+                               f"(pid {self.lock.took_over.get('pid', '?')})")
+        ck.clean_leftovers(self.out)
+
+    def _check_resume_config(self) -> None:
+        """Refuse settings that differ from the resumed run's, but for `RESUMABLE` ones."""
+        assert self.ckpt is not None
+        saved = self.ckpt.meta.get("config")
+        if not isinstance(saved, dict):
+            return
+        mine = json.loads(json.dumps(self.cfg.to_dict(), default=repr))  # as the run stored it
+        # a caller's model names its full arguments; `check_same_architecture` compares those
+        skip = RESUMABLE | ({"model_args"} if self.model is not None else set())
+        differ = sorted(k for k in mine if k not in skip and k in saved and mine[k] != saved[k])
+        if differ:
+            shown = ", ".join(f"{k} {mine[k]!r} (the run's: {saved[k]!r})" for k in differ)
+            raise UserInputError(
+                f"{self.out} was trained with other settings: {shown}; a resumed run keeps "
+                f"its settings except {', '.join(sorted(RESUMABLE - {'out'}))} (to change "
+                "others, start a new run with another --out)")
+
+    def close(self) -> None:
+        """Let go of the run directory."""
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
     def _load_data(self) -> None:
         cfg = self.cfg
@@ -261,10 +405,10 @@ class Run:
             self.ema = AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(cfg.ema),
                                      use_buffers=True)
 
-    def train_batches(self, epoch: int) -> Any:
+    def train_batches(self, epoch: int, start_batch: int = 0) -> Any:
         return loader(self.train_split, self.data, self.cfg, train=True, device=self.device,
                       input_size=self.input_size, epoch=epoch,
-                      channels_last=self.channels_last, ddp=self.ddp)
+                      channels_last=self.channels_last, ddp=self.ddp, start_batch=start_batch)
 
     # -- restore
 
@@ -283,9 +427,33 @@ class Run:
         self.state = RunState(epoch=m["epoch"], step=m["step"],
                               best_top1=m.get("best_top1", -1.0),
                               best_epoch=m.get("best_epoch"), history=list(m.get("history", [])))
-        ck.set_rng_state(ts["rng"])
-        self.progress.line(f"resuming {self.out} at epoch {self.state.epoch}, "
-                           f"step {self.state.step}")
+        extra = ckpt.extra_state() or {}
+        rngs = extra.get("rank_rng")
+        world = self.ddp.world_size if self.ddp is not None else 1
+        if isinstance(rngs, list) and len(rngs) == world and world > 1:
+            ck.set_rng_state(rngs[self.ddp.rank])  # type: ignore[union-attr]
+            self.rng_per_rank = True
+        else:
+            ck.set_rng_state(ts["rng"])
+        pos = extra.get("loader")
+        where = f"epoch {self.state.epoch}, step {self.state.step}"
+        if isinstance(pos, dict) and pos.get("epoch") == self.state.epoch and pos.get("batch"):
+            batch = int(pos["batch"])
+            if not 0 < batch < self.steps_per_epoch:
+                raise UserInputError(f"{ckpt.path}: its loader position (batch {batch}) does "
+                                     f"not fit an epoch of {self.steps_per_epoch} batches")
+            self.resume_at = (self.state.epoch, batch)
+            if self.main:  # the sums of all processes, kept by rank 0
+                self.resume_tally = extra.get("tally")
+            where = (f"epoch {self.state.epoch + 1}, batch {batch} of {self.steps_per_epoch} "
+                     f"(step {self.state.step})")
+        self.saved = (self.state.epoch, self.state.step)
+        self.progress.line(f"resuming {self.out} at {where}")
+
+    def finished(self) -> bool:
+        """Whether a resumed run has nothing left to do (its epochs or steps are done)."""
+        return self.ckpt is not None and self.resume_at is None and (
+            self.state.epoch >= self.cfg.epochs or self._out_of_steps())
 
     # -- start
 
@@ -297,14 +465,18 @@ class Run:
             write_json(self.out / "config.json", cfg.to_dict())
             self.runlog = RunLog(self.out, self.state.history, tensorboard=cfg.tensorboard,
                                  purge_step=self.state.epoch + 1 if self.ckpt else None)
+            self.steplog = StepLog(self.out / STEPS_FILE,
+                                   self.state.step if self.ckpt is not None else None)
         # DDP inside torch.compile, as torch advises; checkpoints hold the unwrapped `model`
         train_net = dd.wrap(model, ddp) if ddp is not None else model
         self.net = torch.compile(train_net, mode=cfg.compile_mode) if cfg.compile else train_net
         self.eval_net = self.ema.module if self.ema is not None else self.net
         if ddp is not None and self.ema is None:  # evaluate without DDP: no per-batch collectives
             self.eval_net = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
-        dd.decorrelate_rng(ddp)
+        if not self.rng_per_rank:
+            dd.decorrelate_rng(ddp)
         self.meta_base = self._meta_base()
+        self.last_save_t = time.monotonic()
 
     def _meta_base(self) -> dict[str, Any]:
         """What every checkpoint of this run says about it, besides its counters."""
@@ -315,6 +487,7 @@ class Run:
             "data_source": data.source, "input_size": list(self.input_size),
             "image_size": list(data.image_size), "mean": list(data.mean),
             "std": list(data.std), "recipe": cfg.recipe, "config": cfg.to_dict(),
+            "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
         }
         if self.plans is not None:
             meta["finetune"] = {"mode": cfg.finetune, "groups": [
@@ -338,20 +511,56 @@ class Run:
             for epoch in range(state.epoch, cfg.epochs):
                 if self._out_of_steps():
                     break
+                if self._stopping():
+                    break
                 if cfg.stop_after is not None and epoch - self.start_epoch >= cfg.stop_after:
                     self.status = "stopped"
                     break
-                self.end_epoch(self.train_epoch(epoch))
+                tr = self.train_epoch(epoch)
+                if tr is None:  # stopped inside the epoch, `last` saved there
+                    self._stopping()
+                    break
+                self.end_epoch(tr)
+            else:
+                self._stopping()  # a signal during the last epoch's evaluation
         except TrainingDiverged as e:
             self.status = "diverged"
-            where = (f"the last good checkpoint is {self.out / 'last'} (epoch {state.epoch})"
-                     if (self.out / "last" / ck.META).exists()
+            where = (f"the last good checkpoint is {self.out / 'last'} (epoch {self.saved[0]}, "
+                     f"step {self.saved[1]})" if self.saved is not None
                      else "no checkpoint had been written yet")
             self.message = f"{e}; stopped: {where}"
-        except KeyboardInterrupt:
+        except KeyboardInterrupt:  # without our handlers (not the main thread, say)
             self.status = "interrupted"
+            self.stop.request()
             self.message = (f"interrupted in epoch {state.epoch + 1}; resume with "
+                            f"`convzoo train --resume {self.out}` (from its last checkpoint)")
+
+    def _stopping(self) -> bool:
+        """Whether a signal or `stop_at_step` ended the run (between epochs: `last` is saved)."""
+        if self.stop_at_step is not None and self.state.step >= self.stop_at_step:
+            self.status = "stopped"
+            return True
+        # under DDP every process stops at the same place, so they decide together
+        signalled = self._agree(False)[0] if self.ddp is not None else self.stop.requested
+        if signalled:
+            self.status = "interrupted"
+            self.message = (f"stopped by {signal_name(self.stop.signum or 2)} at step "
+                            f"{self.state.step}; saved in {self.out / 'last'}: continue with "
                             f"`convzoo train --resume {self.out}`")
+            return True
+        return False
+
+    def _agree(self, time_due: bool) -> tuple[bool, bool]:
+        """Under DDP: (any process got a signal, any found a timed save due), the same answer
+        on every process, which then acts on it. Collective."""
+        import torch.distributed as dist
+
+        t = torch.tensor([self.stop.signum or 0, int(time_due)], dtype=torch.long,
+                         device=self.device)
+        dist.all_reduce(t, op=dist.ReduceOp.MAX)
+        if int(t[0]) and not self.stop.requested:
+            self.stop.request(int(t[0]))
+        return bool(t[0]), bool(t[1])
 
     def _out_of_steps(self) -> bool:
         return self.cfg.max_steps is not None and self.state.step >= self.cfg.max_steps
@@ -366,16 +575,65 @@ class Run:
         self.progress.line(f"torch.compile: {self.compile_s:.1f} s to compile (not counted "
                            "as training time)")
 
-    def train_epoch(self, epoch: int) -> dict[str, float]:
-        """One epoch's optimiser steps; `state.epoch` counts it when it is done."""
-        batches = self.first_batches if epoch == 0 else self.train_batches(epoch)
+    def train_epoch(self, epoch: int) -> dict[str, float] | None:
+        """One epoch's optimiser steps; `state.epoch` counts it when it is done. Returns None
+        when the epoch stopped in the middle (a signal, `stop_at_step`), `last` saved there."""
+        start, tally = 0, EpochTally.new(self.device)
+        if self.resume_at is not None and self.resume_at[0] == epoch:
+            start = self.resume_at[1]
+            if self.resume_tally is not None:
+                tally = EpochTally.from_state(self.resume_tally, self.device)
+            self.resume_at = self.resume_tally = None
+        batches = (self.first_batches if epoch == 0 and start == 0
+                   else self.train_batches(epoch, start))
+        stopped = []
+
+        def on_step(i: int) -> bool:
+            stop, save = self._decide(i)
+            done = batches.position >= len(batches) or self._out_of_steps()
+            if (stop or save) and not done:  # at the epoch's end, `end_epoch` saves
+                check_finite(tally, self.state.step, i, len(batches), epoch)  # no NaN saved
+                self.save_last(self._last_row(), position=(epoch, batches.position),
+                               tally=tally)
+            if stop and not done:
+                stopped.append(i)
+            return stop
+
         tr = train_one_epoch(self.net, batches, self.optimizer, self.schedule, self.cfg,
                              self.state, device=self.device, amp=self.amp, ema=self.ema,
-                             progress=self.progress, epoch=epoch)
+                             progress=self.progress, epoch=epoch, on_step=on_step, tally=tally)
+        self._log_steps(epoch, tally)
         self.train_s += tr["seconds"]
         self.images += tr["images"]
+        if stopped:
+            return None
         self.state.epoch = epoch + 1
         return tr
+
+    def _decide(self, i: int) -> tuple[bool, bool]:
+        """After a step: (stop the run now, save `last` now); the same on every process."""
+        cfg, s = self.cfg, self.state
+        at_step = self.stop_at_step is not None and s.step >= self.stop_at_step
+        step_due = cfg.save_every > 0 and s.step % cfg.save_every == 0
+        time_due = cfg.save_minutes > 0 and \
+            time.monotonic() - self.last_save_t >= 60 * cfg.save_minutes
+        signalled = self.stop.requested
+        if self.ddp is not None:
+            # collective every step on the CPU; on a GPU every log_every steps (a host sync)
+            if self.device.type == "cpu" or (i + 1) % max(1, cfg.log_every) == 0:
+                signalled, time_due = self._agree(time_due)
+            else:
+                signalled = time_due = False
+        stop = at_step or signalled
+        return stop, stop or step_due or time_due
+
+    def _last_row(self) -> dict[str, Any]:
+        return self.state.history[-1] if self.state.history else {}
+
+    def _log_steps(self, epoch: int, tally: EpochTally) -> None:
+        losses = tally.take_losses()
+        if self.steplog is not None:
+            self.steplog.append(self.state.step, epoch + 1, losses)
 
     def end_epoch(self, tr: dict[str, float]) -> None:
         """Evaluate (every `eval_every` epochs and at the end), step the schedule, log the
@@ -396,6 +654,7 @@ class Run:
             state.best_top1, state.best_epoch = ev.top1, state.epoch
         if self.runlog is None:  # not rank 0: keep the history, write nothing
             state.history.append(row)
+            self.save_last(row)  # only its part of the collective
             return
         self.runlog.log_epoch(row)  # appends to state.history
         self.save_last(row)
@@ -403,13 +662,39 @@ class Run:
             ck.copy_checkpoint(self.out / "last", self.out / "best")
         self.progress.line(_stats_line(state.epoch, cfg, tr, ev, self.eval_name))
 
-    def save_last(self, row: dict[str, Any]) -> None:
-        """Write the run as it stands to last/ (atomically), `row` its latest metrics."""
+    def save_last(self, row: dict[str, Any], position: tuple[int, int] | None = None,
+                  tally: EpochTally | None = None) -> None:
+        """Write the run as it stands to last/ (atomically), `row` its latest metrics;
+        `position` (epoch, batches taken) and `tally` for a save inside an epoch. Every
+        process calls it (under DDP the RNG states and sums are gathered); rank 0 writes."""
         s = self.state
+        extra: dict[str, Any] = {}
+        if position is not None and tally is not None:
+            sums = tally.state()
+            if self.ddp is not None:  # rank 0 keeps the sums of all processes
+                t = torch.tensor([sums["loss_sum"], sums["correct"], sums["seen"]],
+                                 dtype=torch.float64, device=self.device)
+                dd.all_reduce_sum_(t)
+                sums = {"loss_sum": float(t[0]), "correct": int(t[1]), "seen": int(t[2]),
+                        "first_bad": -1}
+            extra["loader"] = {"epoch": position[0], "batch": position[1]}
+            extra["tally"] = sums
+            self._log_steps(position[0], tally)  # steps.csv reaches the saved step first
+        if self.ddp is not None:  # each process's own random stream (dropout)
+            import torch.distributed as dist
+
+            rngs: list[Any] = [None] * self.ddp.world_size
+            dist.all_gather_object(rngs, ck.rng_state())
+            extra["rank_rng"] = rngs
+        self.saved = (s.epoch, s.step)
+        self.last_save_t = time.monotonic()
+        if not self.main:
+            return
         meta = {**self.meta_base, "epoch": s.epoch, "step": s.step, "metrics": row,
                 "best_top1": s.best_top1, "best_epoch": s.best_epoch, "history": s.history}
         ck.save_checkpoint(self.out / "last", model=self.model, meta=meta,
-                           optimizer=self.optimizer, schedule=self.schedule, ema=self.ema)
+                           optimizer=self.optimizer, schedule=self.schedule, ema=self.ema,
+                           extra_state=extra or None)
 
     def run_eval(self, split: Any) -> EvalResult:
         if self.ddp is not None:  # every process evaluates rank 0's weights and statistics
@@ -438,9 +723,17 @@ class Run:
         if self.status == "diverged":
             raise TrainingDiverged(self.message)
         if self.status == "interrupted":
-            self.progress.line(self.message)
-            raise KeyboardInterrupt
+            raise TrainingInterrupted(self.message, self.stop.signum or 2, self.state.step)
         return summary
+
+    def previous_summary(self) -> dict[str, Any]:
+        """What a finished run reports when resumed: its summary.json (nothing is written)."""
+        try:
+            old = json.loads((self.out / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            old = None
+        summary = old if isinstance(old, dict) else self.summary(None)
+        return {**summary, "already_finished": True, "run_dir": str(self.out)}
 
     def summary(self, test: EvalResult | None) -> dict[str, Any]:
         cfg, s = self.cfg, self.state
@@ -460,6 +753,9 @@ class Run:
         }
         if self.ddp is not None:
             out["processes"] = self.ddp.world_size
+        if self.status == "interrupted":
+            out["signal"] = signal_name(self.stop.signum or 2)
+            out["step"] = s.step
         if self.message:
             out["message"] = self.message
         return out
