@@ -101,3 +101,63 @@ def test_scale_jitter_is_rescale_then_crop():
         t, left = (boxes[i, :2] * 2).round().long().tolist()
         torch.testing.assert_close(out[i], big[i, :, t:t + 24, left:left + 24], rtol=1e-4,
                                    atol=1e-4)
+
+
+def test_loader_presets_apply_the_papers_augmentations():
+    """`alexnet_pca` through the loader: each image gets one RGB offset, the one its drawn
+    alphas give; `vgg_scale_jitter` gives crops of the input size; other presets draw as before."""
+    from convzoo.data.augment import Augment, get_augment
+    from convzoo.data.catalog import fake
+    from convzoo.data.loader import make_loader, split_eigen
+    from convzoo.data.seeding import generator
+
+    d = fake((3, 40, 40), 48, 4, seed=0)
+    kw = dict(batch_size=16, train=True, device="cpu", input_size=(3, 32, 32),
+              mean=(0.5,) * 3, std=(0.25,) * 3, seed=3, epoch=1)
+    a = get_augment("alexnet_pca")
+    plain = Augment(flip=True, scale_jitter=a.scale_jitter)
+    xa, ya = map(torch.cat, zip(*make_loader(d.train, augment=a, **kw)))
+    xb, yb = map(torch.cat, zip(*make_loader(d.train, augment=plain, **kw)))
+    assert torch.equal(ya, yb) and xa.shape == (48, 3, 32, 32)
+    diff = ((xa - xb) * 0.25).flatten(2)  # on the 0..1 scale
+    assert float(diff.std(2).max()) < 1e-5  # one offset per image and channel
+    # the same draws, in the loader's order: order, flips, jitter boxes, then the alphas (all
+    # per position in the epoch, as the loader's other parameters are)
+    g = generator("epoch", 3, 1)
+    torch.randperm(48, generator=g)
+    torch.rand(48, generator=g)
+    sample_scale_jitter(48, 40, 40, 32, 37, 37, g)
+    vals, vecs = split_eigen(d.train)
+    want = lighting_offsets(sample_lighting(48, 0.1, g), vals, vecs)
+    torch.testing.assert_close(diff.mean(2), want, atol=1e-5, rtol=1e-4)
+    assert float(want.abs().max()) > 0  # the noise is there
+
+    v = make_loader(d.train, augment="vgg_scale_jitter", **kw)
+    xv = torch.cat([x for x, _ in v])
+    assert xv.shape == (48, 3, 32, 32) and not torch.equal(xv, xb)
+    again = torch.cat([x for x, _ in make_loader(d.train, augment="vgg_scale_jitter", **kw)])
+    assert torch.equal(xv, again)  # a seed gives the same batches
+
+
+def test_folder_loader_applies_the_papers_presets(tmp_path):
+    from PIL import Image
+
+    from convzoo.data.catalog import FolderSplit
+    from convzoo.data.loader import make_loader
+
+    g = torch.Generator().manual_seed(0)
+    samples = []
+    for k in range(2):
+        (tmp_path / f"c{k}").mkdir()
+        for i in range(3):
+            p = tmp_path / f"c{k}" / f"{i}.png"
+            px = torch.randint(0, 256, (50, 60, 3), generator=g, dtype=torch.uint8)
+            Image.fromarray(px.numpy()).save(p)
+            samples.append((str(p), k))
+    split = FolderSplit(samples)
+    kw = dict(batch_size=3, train=True, device="cpu", input_size=(3, 32, 32),
+              mean=(0.5,) * 3, std=(0.25,) * 3, seed=0, epoch=0)
+    for preset in ("vgg_scale_jitter", "alexnet_pca"):
+        x = torch.cat([b for b, _ in make_loader(split, augment=preset, **kw)])
+        again = torch.cat([b for b, _ in make_loader(split, augment=preset, **kw)])
+        assert x.shape == (6, 3, 32, 32) and torch.equal(x, again)

@@ -29,6 +29,10 @@ class Augment:
     random_resized_crop: bool = False  # for larger images: a random box, resized to the input
     scale: tuple[float, float] = (0.08, 1.0)  # of the box's area, as a fraction of the image
     ratio: tuple[float, float] = (3 / 4, 4 / 3)  # of the box's width to height
+    # VGG's scale jittering: the smallest side S drawn from [lo, hi] x the input side, then a
+    # random crop of the input size (the paper: S in [256, 512] for 224 crops)
+    scale_jitter: tuple[float, float] | None = None
+    pca_lighting: float = 0.0  # AlexNet's PCA lighting noise: sigma of the alphas (paper 0.1)
 
 
 #: Every preset by name: what recipes, `--augment` and `get_augment` accept.
@@ -42,6 +46,11 @@ AUGMENTS: dict[str, Augment] = {
     "shift": Augment(crop_pad=2),
     "shift_flip": Augment(crop_pad=2, flip=True),
     "imagenet": Augment(random_resized_crop=True, flip=True),
+    # Simonyan and Zisserman 2014, section 3.1: S from [256, 512], a random 224 crop, flips
+    "vgg_scale_jitter": Augment(flip=True, scale_jitter=(256 / 224, 512 / 224)),
+    # Krizhevsky et al. 2012, section 4.1: random 224 crops of the image at 256, flips, and
+    # PCA lighting with sigma 0.1 (eigenvectors of the training set's RGB covariance)
+    "alexnet_pca": Augment(flip=True, scale_jitter=(256 / 224, 256 / 224), pca_lighting=0.1),
 }
 
 

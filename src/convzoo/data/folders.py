@@ -32,6 +32,7 @@ from .augment import Augment, sample_boxes, sample_shift_flip
 from .catalog import TEST_FRACTION, DataSet, FolderSplit, stratified_split
 from .images import IMAGE_SUFFIXES, BadImageError, peek_image, read_image, shown
 from .loader import Batches, Pipeline, bad_limit, ignore_sigint
+from .photometric import lighting_offsets, rgb_eigen, sample_lighting, sample_scale_jitter
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
 from .seeding import generator
 
@@ -224,9 +225,11 @@ class FolderImages(Dataset):
     reason) so the main process can report them."""
 
     def __init__(self, samples: list[tuple[str, int]], size: tuple[int, int, int],
-                 boxes: Augment | None, shorter: float, seed: int, epoch: int) -> None:
+                 boxes: Augment | None, shorter: float, seed: int, epoch: int,
+                 jitter: tuple[float, float] | None = None) -> None:
         self.samples, self.size, self.boxes, self.shorter = samples, size, boxes, shorter
         self.seed, self.epoch = seed, epoch
+        self.jitter = jitter  # VGG's scale jittering: S / crop drawn from this range
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -245,6 +248,13 @@ class FolderImages(Dataset):
             top, left, bh, bw = (int(v) for v in
                                  sample_boxes(1, *img.shape[-2:], a.scale, a.ratio, g)[0])
             img = _resize_uint8(img[:, top:top + bh, left:left + bw], (h, w))
+        elif self.jitter is not None:
+            g = generator("scale-jitter", self.seed, self.epoch, i)
+            crop = min(h, w)
+            lo, hi = (round(f * crop) for f in self.jitter)
+            box, _ = sample_scale_jitter(1, *img.shape[-2:], crop, lo, hi, g)
+            top, left, bh, bw = (int(round(float(v))) for v in box[0])
+            img = _resize_uint8(img[:, top:top + max(bh, 1), left:left + max(bw, 1)], (h, w))
         else:
             img = _to_size(img, (h, w), self.shorter)
         return img.contiguous(), label, None, None
@@ -256,6 +266,27 @@ def collate(items: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[
     x = torch.stack([img for img, _ in good]) if good else None
     y = torch.tensor([lab for _, lab in good], dtype=torch.int64)
     return x, y, bad
+
+
+EIGEN_SAMPLE = 500  # images whose pixels estimate a folder's RGB covariance
+_EIGEN: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def folder_eigen(split: FolderSplit, size: tuple[int, int, int],
+                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RGB covariance's eigen pairs of up to EIGEN_SAMPLE seeded training images at the
+    input size (computed once per split and size)."""
+    key = (len(split), split.samples[0][0] if len(split) else "", tuple(size), seed)
+    if key not in _EIGEN:
+        g = generator("eigen-sample", seed)
+        pick = torch.randperm(len(split), generator=g)[:EIGEN_SAMPLE].tolist()
+        images = FolderImages([split.samples[i] for i in pick], size, None, 1.0, seed, 0)
+        got = [img for img, _, _, _ in (images[i] for i in range(len(images)))
+               if img is not None]
+        if not got:
+            raise UserInputError("PCA lighting: none of the sampled training images could be read")
+        _EIGEN[key] = rgb_eigen(torch.stack(got))
+    return _EIGEN[key]
 
 
 class FolderBatches(Batches):
@@ -280,8 +311,13 @@ class FolderBatches(Batches):
         rrc = augment is not None and augment.random_resized_crop
         # evaluating photos: the usual resize to size / 0.875 and centre crop
         photos = not train and max(input_size[1:]) > SMALL_SIDE
+        jitter = augment.scale_jitter if augment is not None and not rrc else None
         images = FolderImages(split.samples, input_size, augment if rrc else None,
-                              shorter=EVAL_CROP_RATIO if photos else 1.0, seed=seed, epoch=epoch)
+                              shorter=EVAL_CROP_RATIO if photos else 1.0, seed=seed, epoch=epoch,
+                              jitter=jitter)
+        # AlexNet's PCA lighting: the RGB covariance of (a sample of) the training images
+        self.eigen = (folder_eigen(split, input_size, seed)
+                      if augment is not None and augment.pca_lighting else None)
         # a resumed epoch: the batches not yet taken (whole batches, so each keeps its images)
         self.loader = DataLoader(images, batch_size=batch_size,
                                  sampler=order[start_batch * batch_size:].tolist(),
@@ -314,8 +350,11 @@ class FolderBatches(Batches):
                 shift, flip = sample_shift_flip(len(x), a.crop_pad, a.flip, g)
                 shift = None if shift is None else shift.to(self.device, non_blocking=True)
                 flip = None if flip is None else flip.to(self.device, non_blocking=True)
+            light = None
+            if self.eigen is not None:  # drawn after the others: other presets stay the same
+                light = lighting_offsets(sample_lighting(len(x), a.pca_lighting, g), *self.eigen)
             x = x.to(self.device, non_blocking=True)
-            yield self.pipeline(x, shift, flip), y.to(self.device, non_blocking=True)
+            yield self.pipeline(x, shift, flip, None, light), y.to(self.device, non_blocking=True)
         if self.skipped:
             log.warning("skipped %d of %d images that could not be read",
                         len(self.skipped), self.num_samples)

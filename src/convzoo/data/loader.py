@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
+from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..errors import ConvzooError, UserInputError
 from .augment import (
@@ -35,6 +36,7 @@ from .augment import (
     shift_flip,
 )
 from .catalog import ArraySplit, FolderSplit
+from .photometric import lighting_offsets, rgb_eigen, sample_lighting, sample_scale_jitter
 from .seeding import generator
 
 __all__ = ["Augment", "Batches", "adaptation", "make_loader"]
@@ -61,7 +63,8 @@ class Pipeline:
 
     def __call__(self, x: torch.Tensor, shift: torch.Tensor | None = None,
                  flip: torch.Tensor | None = None,
-                 boxes: torch.Tensor | None = None) -> torch.Tensor:
+                 boxes: torch.Tensor | None = None,
+                 light: torch.Tensor | None = None) -> torch.Tensor:
         if x.dtype != torch.uint8:
             raise TypeError(f"the pipeline takes uint8 images, got {x.dtype}")
         p = self.plan
@@ -75,6 +78,8 @@ class Pipeline:
             x = x.float()
             if p.spatial == "resize":
                 x = resize(x, p.dst[1:])
+        if light is not None:  # AlexNet's PCA lighting: one RGB offset per image, 0..1 scale
+            x = x + (light.to(x) * 255)[:, :, None, None]
         if p.channels == "average":
             x = x.mean(1, keepdim=True)
         if self.replicate_first:
@@ -134,6 +139,16 @@ def shard(n: int, train: bool, rank: int, world_size: int) -> torch.Tensor | Non
     return positions[: n // world_size] if train else positions
 
 
+_EIGEN = WeakTensorKeyDictionary()  # a training set's images -> its RGB eigen pairs
+
+
+def split_eigen(split: ArraySplit) -> tuple[torch.Tensor, torch.Tensor]:
+    """The RGB covariance's eigenvalues and eigenvectors of a split, computed once per split."""
+    if split.images not in _EIGEN:
+        _EIGEN[split.images] = rgb_eigen(split.images)
+    return _EIGEN[split.images]
+
+
 class ArrayBatches(Batches):
     def __init__(self, split: ArraySplit, *, batch_size: int, train: bool, device: torch.device,
                  pipeline: Pipeline, augment: Augment | None, seed: int, epoch: int,
@@ -156,10 +171,24 @@ class ArrayBatches(Batches):
                 flip = torch.rand(n, generator=g) < 0.5 if augment.flip else None
             else:
                 shift, flip = sample_shift_flip(n, augment.crop_pad, augment.flip, g)
+        light = None
+        if train and augment is not None:
+            # the papers' presets draw after everything above, so other presets' batches stay
+            # the same for a seed
+            if augment.scale_jitter:
+                _, h, w = split.image_size
+                crop = min(pipeline.plan.dst[1:])
+                lo, hi = (round(f * crop) for f in augment.scale_jitter)
+                boxes, _ = sample_scale_jitter(n, h, w, crop, lo, hi, g)
+            if augment.pca_lighting:
+                vals, vecs = split_eigen(split)
+                light = lighting_offsets(sample_lighting(n, augment.pca_lighting, g), vals, vecs)
         if positions is not None:
             order = positions if order is None else order[positions]
-            shift, flip, boxes = (None if t is None else t[positions] for t in (shift, flip, boxes))
+            shift, flip, boxes, light = (None if t is None else t[positions]
+                                         for t in (shift, flip, boxes, light))
         self.order, self.shift, self.flip, self.boxes = order, shift, flip, boxes
+        self.light = light
 
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         images, labels = self.split.on(self.device)
@@ -168,6 +197,7 @@ class ArrayBatches(Batches):
         shift = None if self.shift is None else self.shift.to(dev, non_blocking=True)
         flip = None if self.flip is None else self.flip.to(dev, non_blocking=True)
         boxes = None if self.boxes is None else self.boxes.to(dev, non_blocking=True)
+        light = None if self.light is None else self.light.to(dev, non_blocking=True)
         bs = self.batch_size
         self.position = self.start
         for i in range(self.start, self.num_batches):
@@ -184,6 +214,7 @@ class ArrayBatches(Batches):
                 None if shift is None else shift[s:e],
                 None if flip is None else flip[s:e],
                 None if boxes is None else boxes[s:e],
+                None if light is None else light[s:e],
             ), y
 
 
