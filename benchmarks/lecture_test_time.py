@@ -3,8 +3,10 @@ with its ImageNet features: a linear probe trained on lfw (scikit-image's faces 
 non-faces) with `convzoo finetune --mode linear`, then scored with `convzoo eval --tta`.
 
     .venv/bin/python benchmarks/lecture_test_time.py
+    .venv/bin/python benchmarks/lecture_test_time.py --augment crop_flip
 
-Writes benchmarks/results/test_time_lite0_lfw_cpu.json.
+Writes benchmarks/results/test_time_lite0_lfw_cpu.json (with --augment P, the probe trained
+with that preset: test_time_lite0_lfw_P_cpu.json).
 """
 
 from __future__ import annotations
@@ -31,17 +33,24 @@ def convzoo(*args: str) -> str:
 
 
 def main() -> None:
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--augment", help="the probe's training augmentation (default: none)")
+    a = ap.parse_args()
+    run = RUN + (f"-{a.augment}" if a.augment else "")
     t0 = time.perf_counter()
     train = ("finetune", "efficientnet_lite0", "--weights", "imagenet", "--data", "lfw",
              "--mode", "linear", "--epochs", "5", "--lr", "0.05", "--batch-size", "32",
-             "--device", "cpu", "--seed", "0", "--out", RUN, "--quiet")
+             "--device", "cpu", "--seed", "0", "--out", run, "--quiet",
+             *(("--augment", a.augment) if a.augment else ()))
     convzoo(*train)
-    ev = ["eval", RUN, "--device", "cpu", "--batch-size", "20"]
+    ev = ["eval", run, "--device", "cpu", "--batch-size", "20"]
     for m in METHODS:
         ev += ["--tta", m]
     res = json.loads(convzoo(*ev, "--format", "json"))
     print(convzoo(*ev))
-    write("test_time_lite0_lfw_cpu", {
+    write(f"test_time_lite0_lfw{f'_{a.augment}' if a.augment else ''}_cpu", {
         "benchmark": "test-time methods: centre crop, flip, ten-crop, multi-scale",
         **environment(torch.device("cpu")),
         "train_command": "convzoo " + " ".join(train), "eval_command": "convzoo " + " ".join(ev),
