@@ -280,7 +280,7 @@ def test_model_args_that_do_not_fit_the_weights(saved):
     with pytest.raises(UserInputError, match="do not fit the lenet5"):
         ck.model_from_checkpoint(c)
     c.meta["model_args"] = {"no_such_argument": 1}
-    with pytest.raises(UserInputError, match="cannot build lenet5 with its model_args"):
+    with pytest.raises(UserInputError, match="cannot build 'lenet5' with its model_args"):
         ck.model_from_checkpoint(c)
 
 
