@@ -82,6 +82,23 @@ def size_arg(text: str) -> Size:
         raise argparse.ArgumentTypeError(str(e)) from None
 
 
+def output_file(path: str, flag: str = "--out") -> str:
+    """`path` if a file can be written there (its folder created if missing); else a one-line
+    UserInputError, before any work is done."""
+    from pathlib import Path
+
+    p = Path(path)
+    if p.is_dir():
+        raise UserInputError(f"{flag} {path} is a directory; give a file name")
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(f"{flag} {path}: cannot create {p.parent} ({e.strerror})") from None
+    if not os.access(p.parent, os.W_OK):
+        raise UserInputError(f"{flag} {path}: {p.parent} is not writable")
+    return path
+
+
 def positive(value: int | None, flag: str) -> None:
     if value is not None and value < 1:
         raise UserInputError(f"{flag} must be at least 1, got {value}")

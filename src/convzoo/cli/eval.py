@@ -9,7 +9,7 @@ import json
 from typing import Any
 
 from ..errors import UserInputError
-from .common import emit, formatter
+from .common import emit, formatter, output_file
 
 EXAMPLES = """examples:
   convzoo eval runs/lenet5-fashion-mnist-20250101-120000
@@ -70,6 +70,8 @@ def _plain(args: argparse.Namespace) -> int:
     from ..tables import Table
     from ..train.checkpoint_eval import evaluate_checkpoint
 
+    if args.out:
+        output_file(f"{args.out}/confusion.png", "--out")
     r = evaluate_checkpoint(args.sources[0], data=args.data, data_dir=args.data_dir,
                             split=args.split, which=args.which, device=args.device,
                             batch_size=args.batch_size, tta_flip=args.tta_flip,

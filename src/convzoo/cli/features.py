@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..errors import UserInputError
-from .common import SOURCE_HELP, emit, formatter, size_arg
+from .common import SOURCE_HELP, emit, formatter, output_file, size_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -50,6 +50,7 @@ def cmd_features(args: argparse.Namespace) -> int:
     from ..train.features import extract
     from ..train.source import load_source
 
+    output_file(args.out)
     src = load_source(args.source, args.weights)
     model = src.model
     if args.random:

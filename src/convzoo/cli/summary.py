@@ -15,7 +15,7 @@ from ..analysis.summary_table import profile_table, summary_json
 from ..registry import create_model, get_entry
 from ..sizes import Size, fill_channels
 from ..tables import FORMATS
-from .common import emit, formatter, size_arg
+from .common import emit, formatter, positive, size_arg
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -58,6 +58,8 @@ def profile_at(name: str, size: Size | None, batch: int, **kw) -> tuple[nn.Modul
 
 def cmd_summary(args: argparse.Namespace) -> int:
     get_entry(args.model)
+    positive(args.num_classes, "--num-classes")
+    positive(args.batch, "--batch")
     kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
     model, size = meta_model_at(args.model, args.input, **kw)
     prof, trace = profile_with_fields(model, size, args.batch)  # one pass for both

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit, formatter, positive
+from .common import emit, formatter, output_file, positive
 
 SOURCE_HELP = ("a training run directory or checkpoint, or a registered model name (random "
                "weights unless --weights)")
@@ -94,6 +94,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_activation_functions(args: argparse.Namespace) -> int:
     from ..viz.functions import ACTIVATIONS, draw_activation_functions
 
+    output_file(args.out)
     w, h = draw_activation_functions(args.out, lo=args.range[0], hi=args.range[1],
                                      slide_formulas=not args.no_slides)
     emit(f"{args.out}: {', '.join(ACTIVATIONS)} and their derivatives, {w}x{h} pixels")
@@ -104,6 +105,7 @@ def cmd_filters(args: argparse.Namespace) -> int:
     from ..train.source import load_source
     from ..viz.filters import draw_filters
 
+    output_file(args.out)
     positive(args.max_filters, "--max-filters")
     positive(args.scale, "--scale")
     src = load_source(args.source, args.weights)
@@ -119,6 +121,7 @@ def cmd_activations(args: argparse.Namespace) -> int:
     from ..train.source import load_source
     from ..viz.activations import draw_activations
 
+    output_file(args.out)
     positive(args.channels, "--channels")
     positive(args.scale, "--scale")
     src = load_source(args.source, args.weights)

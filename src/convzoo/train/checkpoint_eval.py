@@ -93,8 +93,14 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
     ckpt_path = src.checkpoint.path if src.checkpoint is not None else Path(source)
     out_dir = Path(out) if out else ckpt_path.parent / "eval"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
-    png = plot_confusion(res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
-                         f"{meta.get('model')} on {name} ({split}): top-1 {res.top1:.4f}")
+    try:
+        png = plot_confusion(res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
+                             f"{meta.get('model')} on {name} ({split}): top-1 {res.top1:.4f}")
+    except OSError as e:  # a read-only run directory: the scores still come out
+        png = None
+        skipped = (f"confusion matrix not written: {out_dir} is not writable ({e.strerror}); "
+                   "give --out DIR for it")
+        note = f"{note}; {skipped}" if note else skipped
     result = {"model": meta.get("model"), "checkpoint": str(ckpt_path), "data": name,
               "split": split, **res.to_dict(names),
               "per_class_n": dict(zip(names, res.confusion.sum(1).tolist())),
