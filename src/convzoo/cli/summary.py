@@ -59,7 +59,6 @@ def profile_at(name: str, size: Size | None, batch: int, **kw) -> tuple[nn.Modul
 def cmd_summary(args: argparse.Namespace) -> int:
     get_entry(args.model)
     positive(args.num_classes, "--num-classes")
-    positive(args.batch, "--batch")
     kw = {} if args.num_classes is None else {"num_classes": args.num_classes}
     model, size = meta_model_at(args.model, args.input, **kw)
     prof, trace = profile_with_fields(model, size, args.batch)  # one pass for both
