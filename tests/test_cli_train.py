@@ -212,3 +212,33 @@ def test_a_run_as_a_source(run_dir: Path) -> None:
         load_source(str(run_dir), "imagenet")
     with pytest.raises(UserInputError, match="does not exist"):
         load_source("lenet5_modern", runs_only=True)
+
+
+def test_no_recipe_takes_the_models_defaults_and_says_so(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    rc = main(["train", "lenet5", "--data", "fake:1x32x32:64:4", "--max-steps", "2",
+               "--device", "cpu", "--out", str(out), "--no-report"])
+    printed = capsys.readouterr().out
+    assert rc == 0 and "its defaults: recipe lenet5_mnist" in printed
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["recipe"] == "lenet5_mnist" and cfg["lr"] == 5e-4  # not the generic 0.1
+    assert cfg["data"] == "fake:1x32x32:64:4"  # defaults say how to train, never on what
+    sources = json.loads((out / "summary.json").read_text())["config_sources"]
+    assert sources["lr"] == "recipe" and sources["recipe"] == "model default"
+    assert sources["max_steps"] == "flag" and sources["momentum"] in ("recipe", "default")
+    assert not (out / "report.html").exists()
+
+
+def test_recipe_none_gives_the_generic_defaults(tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    rc = main(["train", "lenet5", "--data", "fake:1x32x32:64:4", "--max-steps", "1",
+               "--device", "cpu", "--out", str(out), "--recipe", "none", "--quiet",
+               "--no-report"])
+    cfg = json.loads((out / "config.json").read_text())
+    assert rc == 0 and cfg["recipe"] is None and cfg["lr"] == 0.1
+
+
+def test_a_finished_run_writes_its_report(run_dir: Path) -> None:
+    page = (run_dir / "report.html").read_text()
+    assert "<img" in page and "data:image/png;base64," in page
+    assert 'src="http' not in page and "<script" not in page  # opens from disk, no network

@@ -35,6 +35,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_field_flags(p, skip=SKIPPED_FIELD_FLAGS)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a fine-tuning run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="do not write report.html at the end")
     p.set_defaults(func=cmd_finetune)
 
 
@@ -59,7 +61,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         flags.pop("out", None)
         cfg = replace(cfg, {"stop_after": None, **flags}, "flags")
         summary = fit(cfg, resume=args.resume, progress=progress)
-        return _report(summary)
+        return _report(summary, args.report)
     if not args.source:
         raise UserInputError("what to fine-tune? give a run directory, a checkpoint, or a "
                              "model name with --weights")
@@ -93,14 +95,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     emit(freeze.plan_table(plans).render("table"))
     summary = fit(cfg, data=data, model=model, progress=progress,
                   extra_meta={"source": src.description})
-    return _report(summary)
+    return _report(summary, args.report)
 
 
-def _report(summary: dict) -> int:
+def _report(summary: dict, report: bool = True) -> int:
     test = summary.get("test")
     if test:
         emit(f"{summary['model']} fine-tuned on {summary['data']}: test top-1 accuracy "
              f"{test['top1']:.4f}, top-5 {test['top5']:.4f}; {summary['epochs']} epochs in "
              f"{summary['wall_s']:.1f} s")
     emit(f"run files: {summary['run_dir']} (summary.json, metrics.csv, last/, best/)")
+    if report and summary.get("status") in ("completed", "stopped"):
+        from .train import write_report
+
+        write_report(summary, "cuda" if str(summary.get("device", "")).startswith("cuda")
+                     else "cpu")
     return 0

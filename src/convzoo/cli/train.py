@@ -26,7 +26,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                     "  convzoo train resnet_fmnist --recipe fashion_mnist --set lr=0.3"))
     p.add_argument("model", nargs="?", help="registered model name (see `convzoo list`)")
     p.add_argument("--recipe", metavar="FILE|NAME",
-                   help="a TOML recipe, e.g. resnet_cifar (recipes/); flags override it")
+                   help="a recipe by name (e.g. resnet_cifar: the package's recipes/) or a TOML "
+                   "file; without it, the model's own defaults; 'none': the generic defaults; "
+                   "flags override it")
+    p.add_argument("--no-report", dest="report", action="store_false",
+                   help="do not write report.html at the end")
     add_field_flags(p)
     p.add_argument("--nesterov", action="store_true", default=argparse.SUPPRESS)
     p.add_argument("--compile", action="store_true", default=argparse.SUPPRESS,
@@ -42,30 +46,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None]:
-    """(TrainConfig, run directory to resume or None): defaults < checkpoint/recipe < flags."""
+def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str, str], str]:
+    """(TrainConfig, run directory to resume or None, where each value came from, a note
+    naming the settings taken): defaults < model defaults or recipe (or the resumed run's
+    config) < flags < --set."""
     from ..train.checkpoint import load_checkpoint
-    from ..train.config import TrainConfig, load_recipe, parse_override, replace
+    from ..train.config import TrainConfig, parse_override
+    from ..train.defaults import resolve_config
 
     flags = field_values(args, SWITCHES)
-    cfg = TrainConfig()
+    overrides = dict(parse_override(s) for s in args.set)
+    base = None
     if args.resume:
+        if args.recipe:
+            raise UserInputError(f"--resume {args.resume} keeps the run's own settings; leave "
+                                 f"out --recipe {args.recipe}")
         ckpt = load_checkpoint(args.resume, prefer="last")
-        cfg = TrainConfig.from_dict(ckpt.meta["config"])
-        if args.model and args.model != cfg.model:
-            raise UserInputError(f"{args.resume} is a run of {cfg.model}, not {args.model}")
+        base = TrainConfig.from_dict(ckpt.meta["config"])
+        if args.model and args.model != base.model:
+            raise UserInputError(f"{args.resume} is a run of {base.model}, not {args.model}")
         out = flags.pop("out", None)
         run_dir = ckpt.path.parent
         if out is not None and Path(out).resolve() != run_dir.resolve():
             raise UserInputError(f"--resume {args.resume} continues in {run_dir}; leave out "
                                  f"--out {out} (or copy the run there first)")
-        cfg.stop_after = None  # the stop of the last invocation, not of this one
-    elif args.recipe:
-        cfg = load_recipe(args.recipe)
-    if args.model:
-        cfg.model = args.model
-    cfg = replace(cfg, flags, "flags")
-    cfg = replace(cfg, dict(parse_override(s) for s in args.set), "--set")
+        base.stop_after = None  # the stop of the last invocation, not of this one
+    elif args.model:
+        from ..registry import get_entry
+
+        get_entry(args.model)  # an unknown name is named before its defaults are looked up
+    r = resolve_config(args.model, args.recipe, flags, overrides, base=base)
+    cfg = r.config
     if not args.resume:
         if not cfg.model:
             raise UserInputError("which model? e.g. convzoo train lenet5 --data fashion-mnist "
@@ -75,7 +86,23 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None]:
         get_entry(cfg.model)
         if not cfg.data:
             raise UserInputError("which data set? add --data NAME, e.g. --data fashion-mnist")
-    return cfg, args.resume
+    return cfg, args.resume, r.sources, r.note
+
+
+def write_report(summary: dict[str, Any], device: str = "cpu") -> None:
+    """The run's HTML report beside its files; a run that cannot be reported says why."""
+    from ..errors import ConvzooError
+    from ..report import build_report
+    from ..train.distributed import is_main
+
+    if not is_main():  # under torchrun, rank 0 writes the run's files
+        return
+    try:
+        path = build_report(summary["run_dir"], device=device)
+    except (ConvzooError, OSError) as e:
+        emit(f"no report: {' '.join(str(e).split())}")
+        return
+    emit(f"report: {path}")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -83,12 +110,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..train.loop import fit
     from ..train.progress import Progress
 
-    cfg, resume = config_from_args(args)
+    cfg, resume, sources, note = config_from_args(args)
+    if is_main() and not args.quiet:
+        emit(note)
     if args.threads:
         from ..train.device import set_threads
 
         set_threads(args.threads)  # kept: the run does not choose its own count then
-    summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet))
+    summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet),
+                  extra_meta={"config_sources": sources})
     if not is_main():  # under torchrun, rank 0 reports for all
         return 0
     if summary.get("already_finished"):
@@ -104,4 +134,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         emit(f"stopped after epoch {summary['epochs']}; continue with "
              f"`convzoo train --resume {summary['run_dir']}`")
     emit(f"run files: {summary['run_dir']} (summary.json, metrics.csv, last/, best/)")
+    if args.report and summary.get("status") in ("completed", "stopped"):
+        write_report(summary, "cuda" if str(summary.get("device", "")).startswith("cuda")
+                     else "cpu")
     return 0

@@ -121,6 +121,8 @@ def resolve_config(model: str | None = None, recipe: str | None = None,
         how = "flag"
     if how is not None:
         table = read_recipe(recipe)
+        if how == "model default":  # a model's defaults say how to train, not on what
+            table = {k: v for k, v in table.items() if k != "data"}
         cfg = replace(cfg, table, f"recipe {recipe}")
         sources.update(dict.fromkeys(_keys(table), "recipe"))
         sources["recipe"] = how
