@@ -36,10 +36,15 @@ class CatalogRow:
 
 
 def compute_row(name: str) -> CatalogRow:
-    """The row of `name`, profiled now on the meta device."""
-    from ..cli.summary import profile_at
+    """The row of `name`, profiled now on the meta device at its default input."""
+    import torch
 
-    model, prof = profile_at(name, None, 1)
+    from ..registry import create_model
+    from .profile import profile_model
+
+    with torch.device("meta"):
+        model = create_model(name)
+    prof = profile_model(model, tuple(model.default_input_size), 1, name)
     return CatalogRow(name, int(prof.total_params), int(prof.total_macs),
                       "x".join(map(str, prof.input_size)), model.paper.short)
 
