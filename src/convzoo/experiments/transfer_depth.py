@@ -205,6 +205,9 @@ def run_transfer_depth(
         for depth in chosen:
             mode, last = depth_plan(depth)
             model = copy.deepcopy(src.model)
+            # the new head's initial weights come from the global generator: seeded here, so
+            # a depth's result does not depend on which depths ran before it
+            torch.manual_seed(seed)
             new_head(model, data.classes, src.class_names)
             before = snapshot(model) if depth == full else None
             run_dir = out / "runs" / f"{data.name.replace(':', '_')}-depth{depth}"
