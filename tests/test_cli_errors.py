@@ -14,7 +14,7 @@ from convzoo.train import checkpoint as ck
 
 TRAIN = ["train", "lenet5_modern", "--data", "fake:1x28x28:32:2", "--epochs", "1",
          "--batch-size", "16", "--device", "cpu", "--quiet", "--set", "plots=false",
-         "--set", "tensorboard=false"]
+         "--set", "tensorboard=false", "--no-report"]
 
 
 def _one_line_error(capsys: pytest.CaptureFixture, argv: list[str], needle: str) -> None:

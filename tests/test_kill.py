@@ -22,7 +22,7 @@ from convzoo.train.run import read_steps
 
 ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--epochs", "3", "--batch-size", "16",
         "--device", "cpu", "--save-every", "1", "--save-minutes", "0", "--quiet",
-        "--set", "plots=false", "--set", "tensorboard=false"]
+        "--set", "plots=false", "--set", "tensorboard=false", "--no-report"]
 # Every file a save writes waits a little first, so kills land inside writes and swaps too.
 SLOW_WRITER = (
     "import os, sys, time\n"
@@ -87,7 +87,7 @@ def test_kill_9_again_and_again_then_resume_exactly(tmp_path: Path, monkeypatch)
         assert torch.equal(v, b.model_state[k]), k
     assert read_steps(ref) == read_steps(out)
     # the run may finish before the last kills come: most of them must have landed
-    assert kills >= KILLS - 2 and resumes >= kills - 1, (kills, resumes)
+    assert kills >= KILLS - 3 and resumes >= kills - 1, (kills, resumes)
     print(f"kills survived: {kills}, exact resumes: {resumes}")
     # nothing a killed save left behind remains, and the lock is gone
     assert not [p.name for p in out.iterdir() if p.name.startswith(".last.")]

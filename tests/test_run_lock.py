@@ -19,7 +19,7 @@ from convzoo.cli import main
 from convzoo.train import checkpoint as ck
 
 DATA = ["--data", "fake:1x28x28:32:2", "--batch-size", "16", "--device", "cpu", "--quiet",
-        "--set", "plots=false", "--set", "tensorboard=false"]
+        "--set", "plots=false", "--set", "tensorboard=false", "--no-report"]
 SLOW = ("import sys, time\nfrom convzoo.train import run\nd = run.Run._decide\n"
         "def slow(self, i):\n    time.sleep(0.3)\n    return d(self, i)\n"
         "run.Run._decide = slow\nfrom convzoo.cli import main\nsys.exit(main(sys.argv[1:]))\n")

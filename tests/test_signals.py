@@ -22,7 +22,7 @@ from convzoo.train.signals import StopOnSignal, TrainingInterrupted
 
 ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--epochs", "2", "--batch-size", "16",
         "--device", "cpu", "--save-minutes", "0", "--quiet",
-        "--set", "plots=false", "--set", "tensorboard=false"]
+        "--set", "plots=false", "--set", "tensorboard=false", "--no-report"]
 SLOW_STEPS = (  # each optimiser step waits a little, so a signal lands in the middle of the run
     "import sys, time\n"
     "from convzoo.train import run\n"
