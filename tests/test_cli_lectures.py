@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from cli_run import run
 from convzoo.cli import main
 from convzoo.data.catalog import load_dataset
 from convzoo.train.source import load_source
@@ -14,14 +15,6 @@ from convzoo.train.tta import method_probs
 
 DATA = "fake:1x28x28:96:4"
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def train(path, data: str, seed: int) -> str:

@@ -8,16 +8,7 @@ import sys
 
 import pytest
 
-from convzoo.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:  # argparse's own errors
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
+from cli_run import run
 
 
 def test_list_with_pattern(capsys) -> None:

@@ -8,20 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from cli_run import run
 from convzoo.cli import main
 from convzoo.train.checkpoint import load_checkpoint
 
 SRC_DATA = "fake:1x28x28:160:4"
 NEW_DATA = "fake:1x28x28:120:3"
 
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as e:
-        code = e.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture(scope="module")

@@ -6,15 +6,10 @@ import json
 
 import pytest
 
+from cli_run import run
 from convzoo import list_models, summary
 from convzoo.analysis.compare import published
 from convzoo.cli import main
-
-
-def run(capsys, *argv: str) -> tuple[int, str, str]:
-    rc = main(list(argv))
-    out = capsys.readouterr()
-    return rc, out.out, out.err
 
 
 def test_compare_json_has_every_registered_model(capsys) -> None:
