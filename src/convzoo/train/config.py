@@ -144,6 +144,10 @@ def _coerce(name: str, value: Any) -> Any:
         if isinstance(value, bool) or not isinstance(value, str | int | list | tuple):
             raise UserInputError(f"input_size takes CxHxW, HxW or N (got {value!r})")
         return parse_size(value)
+    if isinstance(value, list | tuple | dict) and (
+            isinstance(default, bool | int | float | str) or name in ("max_steps", "stop_after")):
+        raise UserInputError(f"{name} takes one value, not {type(value).__name__} "
+                             f"{repr(value)[:40]}")
     if isinstance(default, bool) or name == "channels_last":
         if isinstance(value, str):
             if value.lower() in ("1", "true", "yes", "on"):
