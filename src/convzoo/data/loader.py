@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.weak import WeakTensorKeyDictionary
 
-from ..errors import ConvzooError, UserInputError
+from ..errors import UserInputError
 from .augment import (
     Augment,
     Plan,
@@ -263,13 +263,6 @@ def bad_limit(n: int, max_bad_images: float | int) -> int:
     if isinstance(max_bad_images, float) and max_bad_images < 1:
         return max(1, int(max_bad_images * n))
     return max(1, int(max_bad_images))
-
-
-def too_many_bad(bad: list[tuple[str, str]], n: int, limit: int) -> ConvzooError:
-    path, reason = bad[0]
-    return ConvzooError(f"{len(bad)} of {n} images could not be read (more than the {limit} "
-                        f"tolerated), the first {path}: {reason}; fix or remove them, "
-                        "or raise max_bad_images")
 
 
 def ignore_sigint(_worker_id: int = 0) -> None:
