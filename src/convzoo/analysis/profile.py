@@ -10,17 +10,93 @@ operations. Conventions (printed with every table):
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 from torch.func import functional_call
-from torch.utils.flop_counter import FlopCounterMode
 
 from ..errors import UserInputError
 
 _NO_NEW_TENSOR = (nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Unflatten)
+
+
+def _dynamo_guarded() -> list[Any]:
+    """The functions torch runs behind a `torch._disable_dynamo` wrapper on the meta device:
+    inside the Python meta kernels (elementwise ops, addmm) and every dispatch mode's
+    `__torch_dispatch__`; empty where torch names these differently."""
+    try:
+        from torch._decomp import global_decomposition_table
+        from torch.utils._python_dispatch import TorchDispatchMode
+
+        inner = torch._disable_dynamo(lambda: None).__code__
+    except (ImportError, AttributeError, TypeError):
+        return []
+    todo: list[Any] = [f for table in global_decomposition_table.values()
+                       for f in table.values()]
+    classes = [TorchDispatchMode]
+    while classes:
+        cls = classes.pop()
+        classes.extend(cls.__subclasses__())
+        todo.append(cls.__dict__.get("__torch_dispatch__"))
+    # A kernel is a few wrappers deep (out=, type promotion, the dynamo guard), and
+    # functools.wraps points `__wrapped__` past some of them, so follow the closures.
+    seen: set[int] = set()
+    found: dict[int, Any] = {}
+    while todo:
+        f = todo.pop()
+        code = getattr(f, "__code__", None)
+        if code is None or id(f) in seen:
+            continue
+        seen.add(id(f))
+        cells = dict(zip(code.co_freevars, f.__closure__ or ()))
+        if code is inner and "fn" in cells:
+            raw = cells["fn"].cell_contents
+            found[id(raw)] = raw
+        for cell in cells.values():
+            try:
+                todo.append(cell.cell_contents)
+            except ValueError:  # a cell not filled yet
+                pass
+        todo.append(getattr(f, "__wrapped__", None))
+    return list(found.values())
+
+
+@contextmanager
+def no_dynamo_import() -> Iterator[None]:
+    """Run meta kernels and dispatch modes (FlopCounterMode, the receptive-field tracer)
+    without importing torch._dynamo, which costs about 0.7 s (torch 2.14, `python -X importtime
+    -m convzoo summary vgg16`), more than half of what that command adds to `import torch`.
+
+    torch wraps these functions so that dynamo does not trace them; the wrapper imports
+    torch._dynamo on its first call and caches the function dynamo should call instead on the
+    raw one as `__dynamo_disable`. While torch._dynamo is not imported nothing is compiling,
+    so the raw function itself is that function: it is cached for the duration and removed
+    afterwards, so that a later torch.compile gets torch's own. Where torch names any of this
+    differently nothing is cached and torch._dynamo is imported as before.
+    """
+    if "torch._dynamo" in sys.modules:
+        yield
+        return
+    seeded = []
+    for raw in _dynamo_guarded():
+        if hasattr(raw, "__dynamo_disable"):
+            continue
+        try:
+            setattr(raw, "__dynamo_disable", raw)
+        except (AttributeError, TypeError):
+            continue
+        seeded.append(raw)
+    try:
+        yield
+    finally:
+        for raw in seeded:
+            if getattr(raw, "__dynamo_disable", None) is raw:
+                delattr(raw, "__dynamo_disable")
 
 
 @dataclass
@@ -172,10 +248,15 @@ def profile_model(
 
     was_training = model.training
     model.train(training)
-    x = torch.empty(batch_size, *input_size, device="meta")
+    # Imported here: it imports triton (about 70 ms in `python -X importtime -m convzoo
+    # --help`), which only counting needs.
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     try:
-        with counter, torch.no_grad():
+        # The input is made inside too: an enclosing mode (the receptive-field tracer) sees it.
+        with no_dynamo_import(), counter, torch.no_grad():
+            x = torch.empty(batch_size, *input_size, device="meta")
             if _on_meta(model):
                 model(x)
             else:

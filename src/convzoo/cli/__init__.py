@@ -22,7 +22,36 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """`--version`, read from the installed metadata only when asked for (importlib.metadata
+    cost about 20 ms of every start-up: `python -m cProfile -m convzoo --help`)."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str = argparse.SUPPRESS,
+                 help: str = "show the version and exit") -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, help=help)
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace,
+                 values: object, option_string: str | None = None) -> None:
+        from ..version import installed_version
+
+        print(f"convzoo {installed_version()}")
+        parser.exit()
+
+
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The subcommand argv names, when it names a known one and no help is asked for before
+    it (the global options take no values: it is the first word that is not an option)."""
+    for word in argv:
+        if word in ("-h", "--help"):
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or of `only` (which is all that parsing a command
+    line that names it needs; each subcommand module costs its imports)."""
     import importlib
 
     parser = _Parser(
@@ -30,17 +59,17 @@ def build_parser() -> argparse.ArgumentParser:
         description="The classic convolutional networks: build, count, train, fine-tune.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="more log output")
-    from ..version import installed_version
-
-    parser.add_argument("--version", action="version", version=f"convzoo {installed_version()}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         importlib.import_module(f"{__name__}.{name}").add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else [*argv]  # not list(): cli.list shadows it
+    # `--help`, no command or a misspelt one: the full parser, which lists every command.
+    parser = build_parser(_command_in(argv))
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(message)s")

@@ -1,0 +1,22 @@
+"""`convzoo summary` counts on the meta device without importing torch._dynamo (about 0.7 s)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_summary_does_not_import_dynamo_and_leaves_no_cached_guard() -> None:
+    probe = """
+import contextlib, io, sys
+from convzoo.analysis.profile import _dynamo_guarded
+from convzoo.cli import main
+with contextlib.redirect_stdout(io.StringIO()) as out:
+    assert main(["summary", "vgg16", "--format", "json"]) == 0
+assert '"total_params": 138357544' in out.getvalue()
+assert "torch._dynamo" not in sys.modules, "summary imported torch._dynamo"
+guarded = _dynamo_guarded()
+assert guarded, "found none of the functions torch guards from dynamo"
+assert not [f for f in guarded if hasattr(f, "__dynamo_disable")], "a guard was left cached"
+"""
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=300)
