@@ -43,6 +43,7 @@ from . import distributed as dd
 from .config import TrainConfig
 from .device import (
     amp_name,
+    cpu_auto_amp,
     cpu_fast_path_line,
     cpu_threads,
     device_name,
@@ -264,8 +265,12 @@ class Run:
         self._make_model()
         self._make_optimiser()
         if threads is not None:
+            if self.cfg.amp == "auto":
+                self.amp, why = cpu_auto_amp(self.model, self.input_size)
+            else:
+                why = amp_name(self.amp)
             self.progress.line(cpu_fast_path_line(threads, self.channels_last,
-                                                  step_name(self.optimizer)))
+                                                  step_name(self.optimizer), why))
 
     def _resume_threads(self, choice: Any) -> Any:
         """A resumed CPU run takes the thread count the run had, unless the user set one: the
