@@ -8,6 +8,7 @@ when there is one process, so a single-process run does exactly what it did befo
 
 from __future__ import annotations
 
+import gc
 import os
 import random
 from dataclasses import dataclass
@@ -78,6 +79,11 @@ def init_from_env(device: torch.device) -> Dist | None:
 
 def cleanup(ctx: Dist | None) -> None:
     if ctx is not None and ctx.owned and dist.is_initialized():
+        # A DDP wrapper left for the collector holds the group; freed after the group is
+        # destroyed, at exit, gloo aborts the process ("terminate called without an active
+        # exception"), so it goes first, and every process arrives before any leaves.
+        gc.collect()
+        dist.barrier()
         dist.destroy_process_group()
 
 
