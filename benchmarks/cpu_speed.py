@@ -10,7 +10,9 @@ subset of the training set, the whole test set) and resnet20 on CIFAR-shaped gen
 and initial weights, batch, optimiser, schedule and epochs, in rounds whose order alternates
 (A B C, C B A, ...) so that other load on the machine falls on all alike:
 
-- convzoo: `fit` with its defaults (the CPU fast path; plots and TensorBoard off);
+- convzoo: `fit` with its defaults (the CPU fast path: thread choice, channels_last, fused
+  optimiser step, bf16 autocast where the CPU has AMX and the model is convolution-bound,
+  the CPU kernels for 2x2 max-pooling and full-extent convolutions; plots and TensorBoard off);
 - plain: a hand-written loop over in-memory float tensors (normalised and padded once),
   torch's default optimiser step and layout, evaluation under no_grad;
 - dataloader: the usual torchvision pipeline, a Dataset of PIL images with ToTensor, Pad and
@@ -129,7 +131,8 @@ def run_convzoo(cfg: TrainConfig, ds: DataSet, out: Path) -> dict[str, Any]:
     wall, cpu = time.perf_counter() - t, time.process_time() - c
     return {"train_s": s["train_s"], "images_per_s": s["images_per_s"], "wall_s": wall,
             "cpu_s": cpu, "test_top1": s["test"]["top1"],
-            "epoch_s": s["train_s"] / max(1, s["epochs"]), "channels_last": s["channels_last"]}
+            "epoch_s": s["train_s"] / max(1, s["epochs"]), "channels_last": s["channels_last"],
+            "amp": s.get("amp"), "cpu_kernels": s.get("cpu_kernels", [])}
 
 
 def _plain_eval(model: torch.nn.Module, batches: Any) -> float:
@@ -240,6 +243,7 @@ def train_case(model: str, epochs: int, train_images: int, rounds: int, tmp: Pat
         out[kind] = {k: median([r[k] for r in rs]) for k in
                      ("images_per_s", "epoch_s", "train_s", "wall_s", "cpu_s", "test_top1")}
         out[kind]["test_top1_each"] = [r["test_top1"] for r in rs]
+    out["convzoo"].update({k: runs["convzoo"][0][k] for k in ("amp", "cpu_kernels")})
     cz = out["convzoo"]
     for peer in ("plain", "dataloader"):
         p = out[peer]
@@ -335,7 +339,7 @@ def main(argv: list[str] | None = None) -> int:
     # (epochs, training images) per case; the smoke run takes generated data
     plan = {"lenet5": (1, 256 if smoke else 20_000),
             "lenet5_modern": (1 if smoke else 2, 256 if smoke else 20_000),
-            "resnet20": (1, 128 if smoke else 5_000)}
+            "resnet20": (1 if smoke else 3, 128 if smoke else 5_000)}
     if smoke:
         for k in CASES:
             recipe, _, over = CASES[k]
