@@ -1,5 +1,5 @@
-"""The CPU fast path (channels_last, fused optimiser steps, thread choice, inference_mode)
-gives the plain path's results, within float32 rounding.
+"""The CPU fast path (channels_last, fused optimiser steps, thread choice, inference_mode,
+full-extent convolutions as matrix products) gives the plain path's results, within float32 rounding.
 
 Tolerances: a few SGD steps of a small net from the same weights and batches agree to
 rtol 1e-4 / atol 1e-5 (both paths compute in fp32; oneDNN's blocked kernels sum in another
@@ -16,6 +16,7 @@ import torch
 
 from convzoo import create_model
 from convzoo.train import device as dev
+from convzoo.train import run as run_module
 from convzoo.train import schedules
 from convzoo.train.checkpoint import load_checkpoint
 from convzoo.train.config import TrainConfig
@@ -36,7 +37,11 @@ def _fit(out: Path, **kw) -> dict[str, torch.Tensor]:
 def test_fast_path_trains_to_the_plain_paths_weights(tmp_path: Path, monkeypatch) -> None:
     fast = _fit(tmp_path / "fast")  # the defaults: channels_last and the fused step on the CPU
     monkeypatch.setattr(schedules, "step_kind", lambda groups: {})  # torch's default step
+    monkeypatch.setattr(run_module, "apply_cpu_kernels", lambda model, size: [])  # own layers
     plain = _fit(tmp_path / "plain", channels_last=False)
+    fast_summary = json.loads((tmp_path / "fast" / "summary.json").read_text())
+    assert fast_summary["cpu_kernels"] == ["1 full-extent conv as linear"]
+    assert json.loads((tmp_path / "plain" / "summary.json").read_text())["cpu_kernels"] == []
     assert fast.keys() == plain.keys()
     moved = 0
     for k in fast:

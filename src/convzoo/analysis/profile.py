@@ -304,6 +304,22 @@ def profile_model(
     )
 
 
+def meta_forward(model: nn.Module, input_size: tuple[int, int, int], batch_size: int = 1) -> None:
+    """Run `model` in eval mode on a meta input, its own weights untouched: for hooks that
+    read the shapes each layer sees. Raises what the forward raises."""
+    was_training = model.training
+    model.eval()
+    try:
+        with no_dynamo_import(), torch.no_grad():
+            x = torch.empty(batch_size, *input_size, device="meta")
+            if _on_meta(model):
+                model(x)
+            else:
+                functional_call(model, _meta_model(model), (x,))
+    finally:
+        model.train(was_training)
+
+
 def _on_meta(model: nn.Module) -> bool:
     t = next(model.parameters(), None)
     if t is None:

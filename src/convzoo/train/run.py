@@ -40,6 +40,7 @@ from ..errors import UserInputError
 from ..sizes import Size, fill_channels
 from . import checkpoint as ck
 from . import distributed as dd
+from .cpu_kernels import apply_cpu_kernels, remove_cpu_kernels
 from .config import TrainConfig
 from .device import (
     amp_name,
@@ -241,6 +242,7 @@ class Run:
         #: end this invocation once this many steps are taken, saving `last` there (status
         #: "stopped"): a stop at any step, for resuming later
         self.stop_at_step: int | None = None
+        self.cpu_kernels: list[str] = []  # the faster CPU layers swapped in (cpu_kernels.py)
         self.lock: RunLock | None = None
         self.steplog: StepLog | None = None
         self.resume_at: tuple[int, int] | None = None  # (epoch, batches taken) of a resumed epoch
@@ -269,8 +271,13 @@ class Run:
                 self.amp, why = cpu_auto_amp(self.model, self.input_size)
             else:
                 why = amp_name(self.amp)
+            if not self.cfg.compile:  # a compiled graph fuses on its own
+                self.cpu_kernels = apply_cpu_kernels(self.model, self.input_size)
+                if self.ema is not None:
+                    apply_cpu_kernels(self.ema.module, self.input_size)
             self.progress.line(cpu_fast_path_line(threads, self.channels_last,
-                                                  step_name(self.optimizer), why))
+                                                  step_name(self.optimizer), why,
+                                                  self.cpu_kernels))
 
     def _resume_threads(self, choice: Any) -> Any:
         """A resumed CPU run takes the thread count the run had, unless the user set one: the
@@ -341,7 +348,11 @@ class Run:
                 "others, start a new run with another --out)")
 
     def close(self) -> None:
-        """Let go of the run directory."""
+        """Give the model back as it was built and let go of the run directory."""
+        if self.cpu_kernels and self.model is not None:
+            remove_cpu_kernels(self.model)
+            if self.ema is not None:
+                remove_cpu_kernels(self.ema.module)
         if self.lock is not None:
             self.lock.release()
             self.lock = None
@@ -750,7 +761,8 @@ class Run:
             "compile_s": self.compile_s,
             "images_per_s": self.images / self.train_s if self.train_s else None,
             "device": device_name(self.device), "amp": amp_name(self.amp),
-            "channels_last": self.channels_last, "compile": cfg.compile,
+            "channels_last": self.channels_last, "cpu_kernels": self.cpu_kernels,
+            "compile": cfg.compile,
             "recipe": cfg.recipe, "run_dir": str(self.out),
             "test": test.to_dict(self.classes) if test is not None else None,
             "versions": ck.versions(),

@@ -1,0 +1,81 @@
+"""The faster CPU layers (train/cpu_kernels.py) compute what the layers they replace compute.
+
+Tolerance: a full-extent convolution as `F.linear` sums the same products in another order,
+so outputs and gradients agree to float32 rounding: rtol 1e-4 / atol 1e-5, the bound the
+other CPU fast-path tests use (the first layer's weight gradient, a sum over every position
+of the batch, differs most: 6e-6 at most, measured).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from convzoo import create_model
+from convzoo.registry import list_models
+from convzoo.train.config import TrainConfig
+from convzoo.train.cpu_kernels import FullExtentConv2d, apply_cpu_kernels, remove_cpu_kernels
+from convzoo.train.loop import fit
+
+RTOL, ATOL = 1e-4, 1e-5
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_swap_keeps_the_state_and_is_undone(name: str) -> None:
+    with torch.device("meta"):
+        model = create_model(name)
+    keys = list(model.state_dict())
+    convs = sum(type(m) is nn.Conv2d for m in model.modules())
+    said = apply_cpu_kernels(model, model.default_input_size)
+    swapped = sum(type(m) is FullExtentConv2d for m in model.modules())
+    assert list(model.state_dict()) == keys
+    assert (said == []) == (swapped == 0)
+    if swapped:
+        assert said[0].startswith(f"{swapped} full-extent conv")
+    remove_cpu_kernels(model)
+    assert sum(type(m) is nn.Conv2d for m in model.modules()) == convs
+
+
+@pytest.mark.parametrize("name,size", [("lenet5_modern", (1, 32, 32)), ("lenet5", (1, 32, 32))])
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_swapped_model_gives_the_same_outputs_and_gradients(name: str, size: tuple[int, ...],
+                                                           layout: torch.memory_format) -> None:
+    torch.manual_seed(0)
+    plain = create_model(name).to(memory_format=layout)
+    fast = create_model(name).to(memory_format=layout)
+    fast.load_state_dict(plain.state_dict())
+    assert apply_cpu_kernels(fast, size) == ["1 full-extent conv as linear"]
+    x = torch.randn(8, *size).contiguous(memory_format=layout)
+    labels = torch.randint(0, 10, (8,))
+    outs = []
+    for m in (plain, fast):
+        y = m(x)
+        nn.functional.cross_entropy(y, labels).backward()
+        outs.append((y, [p.grad for p in m.parameters()]))
+    torch.testing.assert_close(outs[1][0], outs[0][0], rtol=RTOL, atol=ATOL)
+    for g_fast, g_plain in zip(outs[1][1], outs[0][1]):
+        torch.testing.assert_close(g_fast, g_plain, rtol=RTOL, atol=ATOL)
+
+
+def test_other_input_sizes_fall_back_to_the_convolution() -> None:
+    torch.manual_seed(0)
+    conv = nn.Conv2d(16, 120, 5)
+    fast = nn.Conv2d(16, 120, 5)
+    fast.load_state_dict(conv.state_dict())
+    fast.__class__ = FullExtentConv2d
+    for side in (5, 7):  # 5: the matrix product; 7: a 3x3 output, the convolution itself
+        x = torch.randn(4, 16, side, side)
+        torch.testing.assert_close(fast(x), conv(x), rtol=RTOL, atol=ATOL)
+    assert fast(torch.randn(2, 16, 7, 7)).shape == (2, 120, 3, 3)
+
+
+def test_a_run_gives_back_the_model_it_was_given(tmp_path: Path) -> None:
+    model = create_model("lenet5_modern", num_classes=2)
+    cfg = TrainConfig(model="lenet5_modern", data="fake:1x28x28:32:2", epochs=1, batch_size=16,
+                      device="cpu", out=str(tmp_path / "r"), plots=False, tensorboard=False)
+    summary = fit(cfg, model=model)
+    assert summary["cpu_kernels"] == ["1 full-extent conv as linear"]
+    assert type(model.stages[1].c5) is nn.Conv2d
