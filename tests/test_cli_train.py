@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -242,3 +243,44 @@ def test_a_finished_run_writes_its_report(run_dir: Path) -> None:
     page = (run_dir / "report.html").read_text()
     assert "<img" in page and "data:image/png;base64," in page
     assert 'src="http' not in page and "<script" not in page  # opens from disk, no network
+
+
+def test_eval_reads_only_the_scored_split(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A run is scored from its test files and its checkpoint's statistics: its training files
+    may be gone, and the scores are the ones the run reported, in the precision it used."""
+    from convzoo.data.idx import idx_bytes
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data" / "mnist"
+    folder.mkdir(parents=True)
+    for prefix, n in (("train", 48), ("t10k", 20)):
+        labels = rng.integers(0, 10, n, dtype=np.uint8)
+        images = (rng.integers(0, 64, (n, 28, 28)) + 19 * labels[:, None, None]).astype(np.uint8)
+        (folder / f"{prefix}-images-idx3-ubyte").write_bytes(idx_bytes(images))
+        (folder / f"{prefix}-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    run = tmp_path / "run"
+    assert main(["train", "lenet5", "--data", "mnist", "--data-dir", str(tmp_path / "data"),
+                 "--epochs", "1", "--batch-size", "16", "--device", "cpu", "--out", str(run),
+                 "--quiet", "--set", "tensorboard=false"]) == 0
+    (folder / "train-images-idx3-ubyte").write_bytes(b"not an IDX file")
+    capsys.readouterr()
+    assert main(["eval", str(run), "--format", "json", "--no-plot", "--device", "cpu"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    summary = json.loads((run / "summary.json").read_text())
+    assert r["n"] == 20 and r["confusion_png"] is None
+    assert r["top1"] == summary["test"]["top1"]
+    assert r["loss"] == pytest.approx(summary["test"]["loss"], rel=1e-6)
+    assert not (run / "eval").exists()
+
+
+def test_scoring_precision_follows_the_run() -> None:
+    from convzoo import create_model
+    from convzoo.train.device import run_amp
+
+    model, size, cpu = create_model("lenet5"), (1, 32, 32), torch.device("cpu")
+    ran = {"config": {"amp": "auto"}, "amp": "bfloat16", "device_type": "cpu"}
+    assert run_amp(ran, cpu, model, size) is torch.bfloat16  # as the run evaluated
+    assert run_amp({**ran, "device_type": "cuda"}, cpu, model, size) is None  # LeNet: fp32 rule
+    assert run_amp({"config": {"amp": "bf16"}}, cpu, model, size) is torch.bfloat16
+    assert run_amp({"config": {"amp": "fp32"}, "amp": "bfloat16", "device_type": "cpu"},
+                   cpu, model, size) is None

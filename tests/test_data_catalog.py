@@ -64,6 +64,17 @@ def test_idx_gz_in_torchvision_layout(tmp_path):
     assert ds.classes == FASHION_MNIST_CLASSES and ds.classes[9] == "Ankle boot"
 
 
+def test_training_split_read_on_first_use_and_checked_against_test(tmp_path):
+    folder = tmp_path / "mnist"
+    write_idx(folder)
+    (folder / "train-images-idx3-ubyte").write_bytes(
+        idx_bytes(np.zeros((5, 14, 14), np.uint8)))  # half-size training images
+    ds = load_dataset("mnist", data_dir=tmp_path)
+    assert ds.image_size == (1, 28, 28) and len(ds.test) == 3
+    with pytest.raises(UserInputError, match="training images are 1x14x14, test images 1x28x28"):
+        ds.mean
+
+
 def test_idx_rejects_bad_magic_and_truncation(tmp_path):
     p = tmp_path / "x-idx3-ubyte"
     p.write_bytes(b"\x00\x00\x08\x01" + (3).to_bytes(4, "big") + b"\x01\x02\x03")
@@ -130,8 +141,10 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     folder = tmp_path / "cifar-10-batches-py"
     write_cifar10(folder)
     dump(folder / "data_batch_3", {b"data": Evil(), b"labels": []})
+    ds = load_dataset("cifar10", data_dir=tmp_path)
+    assert len(ds.test) > 0  # the test split is read alone: training files wait until used
     with pytest.raises(UnsafePickleError, match=r"data_batch_3: refused.*system"):
-        load_dataset("cifar10", data_dir=tmp_path)
+        ds.train
     assert not marker.exists()
     p = tmp_path / "objects.pkl"
     dump(p, np.array([1, "x"], dtype=object))

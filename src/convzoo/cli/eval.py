@@ -50,6 +50,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ema", action="store_true", help="the raw weights, not the EMA")
     p.add_argument("--out", metavar="DIR", help="where the confusion-matrix PNG goes "
                    "(default: an eval/ folder beside the checkpoint)")
+    p.add_argument("--no-plot", action="store_true", help="no confusion-matrix PNG (saves "
+                   "loading the plotting library)")
     p.set_defaults(func=cmd_eval)
 
 
@@ -75,7 +77,7 @@ def _plain(args: argparse.Namespace) -> int:
     r = evaluate_checkpoint(args.sources[0], data=args.data, data_dir=args.data_dir,
                             split=args.split, which=args.which, device=args.device,
                             batch_size=args.batch_size, tta_flip=args.tta_flip,
-                            ema=not args.no_ema, out=args.out)
+                            ema=not args.no_ema, out=args.out, plot=not args.no_plot)
     if args.format == "json":
         emit(json.dumps(r))
         return 0
@@ -123,7 +125,7 @@ def _data_for(args: argparse.Namespace, src: Any) -> Any:
 def _methods(args: argparse.Namespace) -> int:
     from ..tables import Table
     from ..train.checkpoint_eval import _norm, match_classes, restrict
-    from ..train.device import resolve_amp, resolve_device
+    from ..train.device import resolve_device, run_amp
     from ..train.progress import Progress
     from ..train.tta import compare_methods, parse_method
 
@@ -155,7 +157,7 @@ def _methods(args: argparse.Namespace) -> int:
     size = tuple(src.input_size or model.default_input_size)
     mean = src.mean if src.mean is not None else ds.mean
     std = src.std if src.std is not None else ds.std
-    amp = resolve_amp(src.meta.get("config", {}).get("amp", "auto"), dev)
+    amp = run_amp(src.meta, dev, model, size)
     results = compare_methods(model, split, methods, num_classes=len(names), input_size=size,
                               mean=mean, std=std, batch_size=args.batch_size, device=dev,
                               amp=amp, logit_index=index,

@@ -17,10 +17,12 @@ device-resident loader); image folders as :class:`FolderSplit` (paths, streamed 
 from __future__ import annotations
 
 import difflib
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -91,16 +93,40 @@ class FolderSplit:
         return len(self.samples)
 
 
+Split = ArraySplit | FolderSplit
+
+
+class _ReadOnFirstUse:
+    """A DataSet field that may be given as a zero-argument function: it is called the first
+    time the field is read, and its value kept. `convzoo eval` scores the test split without
+    reading the training split (six times larger for MNIST, five for CIFAR) or computing its
+    statistics, which the run's checkpoint already holds."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, obj: object, owner: type | None = None) -> Any:
+        if obj is None:  # dataclasses ask the class for a default: there is none
+            raise AttributeError(self.slot)
+        value = obj.__dict__[self.slot]
+        if callable(value):
+            value = obj.__dict__[self.slot] = value()
+        return value
+
+    def __set__(self, obj: object, value: Any) -> None:
+        obj.__dict__[self.slot] = value
+
+
 @dataclass
 class DataSet:
     name: str
     classes: list[str]
-    train: ArraySplit | FolderSplit
-    test: ArraySplit | FolderSplit
-    image_size: tuple[int, int, int]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    source: str
+    train: Split = _ReadOnFirstUse()  # type: ignore[assignment]
+    test: Split = _ReadOnFirstUse()  # type: ignore[assignment]
+    image_size: tuple[int, int, int] = _ReadOnFirstUse()  # type: ignore[assignment]
+    mean: tuple[float, ...] = _ReadOnFirstUse()  # type: ignore[assignment]
+    std: tuple[float, ...] = _ReadOnFirstUse()  # type: ignore[assignment]
+    source: str = ""
 
     @property
     def num_classes(self) -> int:
@@ -187,11 +213,26 @@ def stratified_split(labels: torch.Tensor, fraction: float, seed: int,
     return torch.cat(train).sort().values, torch.cat(test).sort().values
 
 
-def array_dataset(name: str, classes: list[str], train: ArraySplit, test: ArraySplit,
-                  source: str) -> DataSet:
-    mean, std = channel_stats(train.images)
-    return DataSet(name=name, classes=classes, train=train, test=test,
-                   image_size=train.image_size, mean=mean, std=std, source=source)
+def array_dataset(name: str, classes: list[str], train: ArraySplit | Callable[[], ArraySplit],
+                  test: ArraySplit, source: str) -> DataSet:
+    """A data set of in-memory splits, normalised by the training split's statistics. `train`
+    may be a function that reads it: it is then read (and its statistics computed) only when
+    asked for, and must hold images of the test split's size."""
+    read = train if callable(train) else (lambda: train)
+
+    @functools.cache
+    def checked() -> ArraySplit:
+        split = read()
+        if len(split) and split.image_size != test.image_size:
+            raise UserInputError(f"{name} ({source}): training images are "
+                                 f"{'x'.join(map(str, split.image_size))}, test images "
+                                 f"{'x'.join(map(str, test.image_size))}")
+        return split
+
+    stats = functools.cache(lambda: channel_stats(checked().images))
+    return DataSet(name=name, classes=classes, train=checked, test=test,
+                   image_size=test.image_size, mean=lambda: stats()[0],
+                   std=lambda: stats()[1], source=source)
 
 
 # ---------------------------------------------------------------- fake

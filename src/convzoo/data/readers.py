@@ -109,15 +109,16 @@ def load_idx_dataset(key: str, roots: Sequence[Path], explicit: Path | None,
         raise missing(key, roots, "train-images-idx3-ubyte[.gz] and the other three IDX files",
                       how)
     classes = FASHION_MNIST_CLASSES if key == "fashion-mnist" else MNIST_CLASSES
-    train, test = _read_idx_split(folder, "train"), _read_idx_split(folder, "test")
-    _check_labels(train, test, len(classes), folder)
-    return array_dataset(key, list(classes), train, test, str(folder))
+    test = _checked(_read_idx_split(folder, "test"), len(classes), folder)
+    return array_dataset(key, list(classes),
+                         lambda: _checked(_read_idx_split(folder, "train"), len(classes), folder),
+                         test, str(folder))
 
 
-def _check_labels(train: ArraySplit, test: ArraySplit, k: int, where: Path) -> None:
-    for split in (train, test):
-        if len(split) and (split.labels.min() < 0 or split.labels.max() >= k):
-            raise UserInputError(f"{where}: labels outside 0..{k - 1}; the files are corrupt")
+def _checked(split: ArraySplit, k: int, where: Path) -> ArraySplit:
+    if len(split) and (split.labels.min() < 0 or split.labels.max() >= k):
+        raise UserInputError(f"{where}: labels outside 0..{k - 1}; the files are corrupt")
+    return split
 
 
 # ---------------------------------------------------------------- CIFAR
@@ -174,10 +175,10 @@ def load_cifar(key: str, roots: Sequence[Path], explicit: Path | None,
         labels = np.concatenate([p[1] for p in parts])
         return ArraySplit(torch.from_numpy(images), torch.from_numpy(labels))
 
-    train, test = read(spec["train"]), read(spec["test"])
     classes = _cifar_classes(key, folder / spec["meta"], spec["names"])
-    _check_labels(train, test, len(classes), folder)
-    return array_dataset(key, classes, train, test, str(folder))
+    test = _checked(read(spec["test"]), len(classes), folder)
+    return array_dataset(key, classes, lambda: _checked(read(spec["train"]), len(classes), folder),
+                         test, str(folder))
 
 
 def _cifar_classes(key: str, meta: Path, names_key: str) -> list[str]:

@@ -97,8 +97,8 @@ def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
                  if isinstance(split, ArraySplit) else FolderSplit(split.samples[:limit]))
     input_size = tuple(meta.get("input_size") or model.default_input_size)
     batches = make_loader(split, batch_size=batch_size, train=False, device=dev,
-                          input_size=input_size, mean=meta.get("mean", ds.mean),
-                          std=meta.get("std", ds.std), augment=None, seed=0, epoch=0)
+                          input_size=input_size, mean=meta.get("mean") or ds.mean,
+                          std=meta.get("std") or ds.std, augment=None, seed=0, epoch=0)
     probs, labels = [], []
     for x, y in batches:
         logits = split_output(model(x))[0].float()

@@ -52,12 +52,12 @@ def restrict(split: ArraySplit | FolderSplit, keep: list[int]) -> ArraySplit | F
 def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str | None = None,
                         split: str = "test", which: str = "best", device: str = "auto",
                         batch_size: int = 256, tta_flip: bool = False, ema: bool = True,
-                        out: str | None = None) -> dict[str, Any]:
-    """Top-1/top-5, per-class accuracy and a confusion-matrix PNG of a run on `data` (default:
-    the data set it trained on)."""
+                        out: str | None = None, plot: bool = True) -> dict[str, Any]:
+    """Top-1/top-5, per-class accuracy and (with `plot`) a confusion-matrix PNG of a run on
+    `data` (default: the data set it trained on), in the precision the run evaluated in."""
     from ..data.catalog import load_dataset
     from ..data.loader import make_loader
-    from .device import resolve_amp, resolve_device
+    from .device import resolve_device, run_amp
     from .evaluate import evaluate
     from .metrics import plot_confusion
     from .source import load_source
@@ -82,9 +82,11 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
         index = torch.tensor(to_model)
         note = (f"classes matched by name: {len(keep)} of the data's {len(ds.classes)} and "
                 f"the model's {len(model_names)}")
-    amp = resolve_amp(cfg.get("amp", "auto"), dev)
     input_size = tuple(meta.get("input_size") or model.default_input_size)
-    mean, std = meta.get("mean", ds.mean), meta.get("std", ds.std)
+    amp = run_amp(meta, dev, model, input_size)
+    # the statistics the run normalised with; the data's own (read from its training split)
+    # only for a checkpoint that does not say
+    mean, std = meta.get("mean") or ds.mean, meta.get("std") or ds.std
     batches = make_loader(the_split, batch_size=batch_size, train=False, device=dev,
                           input_size=input_size, mean=mean, std=std, augment=None, seed=0,
                           epoch=0)
@@ -94,7 +96,7 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
     out_dir = Path(out) if out else ckpt_path.parent / "eval"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     try:
-        png = plot_confusion(res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
+        png = None if not plot else plot_confusion(res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
                              f"{meta.get('model')} on {name} ({split}): top-1 {res.top1:.4f}")
     except OSError as e:  # a read-only run directory: the scores still come out
         png = None

@@ -33,6 +33,7 @@ import contextlib
 import os
 import platform
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -112,6 +113,19 @@ def cpu_auto_amp(model: torch.nn.Module, input_size: tuple[int, int, int]
     if macs < BF16_MIN_MACS or macs < BF16_MIN_MACS_PER_WEIGHT * weights:
         return None, f"fp32 ({counted}: too few for bf16 to pay)"
     return torch.bfloat16, f"bf16 autocast on the CPU's AMX units ({counted})"
+
+
+def run_amp(meta: dict[str, Any], device: torch.device, model: torch.nn.Module,
+            input_size: tuple[int, int, int]) -> torch.dtype | None:
+    """The precision to score a run's model in on `device`, so that scoring it later gives the
+    accuracy it reported: the one the run evaluated in where it ran on this kind of device, else
+    its amp setting decided for this device and model as training decides it."""
+    setting = meta.get("config", {}).get("amp", "auto")
+    if setting == "auto" and meta.get("amp") and meta.get("device_type") == device.type:
+        return resolve_amp(meta["amp"], device)
+    if setting == "auto" and device.type == "cpu":
+        return cpu_auto_amp(model, input_size)[0]
+    return resolve_amp(setting, device)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:

@@ -504,6 +504,7 @@ class Run:
             "image_size": list(data.image_size), "mean": list(data.mean),
             "std": list(data.std), "recipe": cfg.recipe, "config": cfg.to_dict(),
             "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
+            "device_type": self.device.type, "amp": amp_name(self.amp),
         }
         if self.plans is not None:
             meta["finetune"] = {"mode": cfg.finetune, "groups": [
