@@ -1,6 +1,7 @@
 """The faster CPU layers (train/cpu_kernels.py) compute what the layers they replace compute.
 
-Tolerance: a full-extent convolution as `F.linear` sums the same products in another order,
+Tolerance: a max-pool from strided views is exact (the same bits); a full-extent
+convolution as `F.linear` sums the same products in another order,
 so outputs and gradients agree to float32 rounding: rtol 1e-4 / atol 1e-5, the bound the
 other CPU fast-path tests use (the first layer's weight gradient, a sum over every position
 of the batch, differs most: 6e-6 at most, measured).
@@ -17,7 +18,12 @@ from torch import nn
 from convzoo import create_model
 from convzoo.registry import list_models
 from convzoo.train.config import TrainConfig
-from convzoo.train.cpu_kernels import FullExtentConv2d, apply_cpu_kernels, remove_cpu_kernels
+from convzoo.train.cpu_kernels import (
+    EvalMaxPool2d,
+    FullExtentConv2d,
+    apply_cpu_kernels,
+    remove_cpu_kernels,
+)
 from convzoo.train.loop import fit
 
 RTOL, ATOL = 1e-4, 1e-5
@@ -28,15 +34,18 @@ def test_swap_keeps_the_state_and_is_undone(name: str) -> None:
     with torch.device("meta"):
         model = create_model(name)
     keys = list(model.state_dict())
-    convs = sum(type(m) is nn.Conv2d for m in model.modules())
+    kinds = (nn.Conv2d, nn.MaxPool2d)
+    before = [sum(type(m) is k for m in model.modules()) for k in kinds]
     said = apply_cpu_kernels(model, model.default_input_size)
-    swapped = sum(type(m) is FullExtentConv2d for m in model.modules())
+    convs, pools = (sum(type(m) is k for m in model.modules())
+                    for k in (FullExtentConv2d, EvalMaxPool2d))
     assert list(model.state_dict()) == keys
-    assert (said == []) == (swapped == 0)
-    if swapped:
-        assert said[0].startswith(f"{swapped} full-extent conv")
+    expected = ([f"{convs} full-extent conv{'s' if convs > 1 else ''} as linear"] if convs
+                else []) + ([f"{pools} 2x2 max-pool{'s' if pools > 1 else ''} as strided maxima "
+                             "in evaluation"] if pools else [])
+    assert said == expected
     remove_cpu_kernels(model)
-    assert sum(type(m) is nn.Conv2d for m in model.modules()) == convs
+    assert [sum(type(m) is k for m in model.modules()) for k in kinds] == before
 
 
 @pytest.mark.parametrize("name,size", [("lenet5_modern", (1, 32, 32)), ("lenet5", (1, 32, 32))])
@@ -47,9 +56,12 @@ def test_swapped_model_gives_the_same_outputs_and_gradients(name: str, size: tup
     plain = create_model(name).to(memory_format=layout)
     fast = create_model(name).to(memory_format=layout)
     fast.load_state_dict(plain.state_dict())
-    assert apply_cpu_kernels(fast, size) == ["1 full-extent conv as linear"]
+    assert apply_cpu_kernels(fast, size)[0] == "1 full-extent conv as linear"
     x = torch.randn(8, *size).contiguous(memory_format=layout)
     labels = torch.randint(0, 10, (8,))
+    with torch.inference_mode():  # where the max-pools take their strided form
+        torch.testing.assert_close(fast.eval()(x), plain.eval()(x), rtol=RTOL, atol=ATOL)
+    plain.train(), fast.train()
     outs = []
     for m in (plain, fast):
         y = m(x)
@@ -72,10 +84,29 @@ def test_other_input_sizes_fall_back_to_the_convolution() -> None:
     assert fast(torch.randn(2, 16, 7, 7)).shape == (2, 120, 3, 3)
 
 
+@pytest.mark.parametrize("side", [28, 10, 7])
+def test_strided_max_pool_is_exact_and_leaves_training_to_torch(side: int) -> None:
+    pool = nn.MaxPool2d(2)
+    pool.__class__ = EvalMaxPool2d
+    for layout in (torch.contiguous_format, torch.channels_last):
+        x = torch.randn(3, 4, side, side + 1).contiguous(memory_format=layout)
+        x[0, 0, 0, 0] = float("nan")  # propagated as max_pool2d propagates it
+        with torch.no_grad():
+            y = pool(x)
+        ref = nn.functional.max_pool2d(x, 2)
+        assert y.shape == ref.shape and torch.equal(y.nan_to_num(), ref.nan_to_num())
+        assert y.isnan().sum() == ref.isnan().sum() == 1
+        assert y.is_contiguous(memory_format=layout)
+    x.requires_grad_()
+    assert pool(x).grad_fn.name() == nn.functional.max_pool2d(x, 2).grad_fn.name()
+
+
 def test_a_run_gives_back_the_model_it_was_given(tmp_path: Path) -> None:
     model = create_model("lenet5_modern", num_classes=2)
     cfg = TrainConfig(model="lenet5_modern", data="fake:1x28x28:32:2", epochs=1, batch_size=16,
                       device="cpu", out=str(tmp_path / "r"), plots=False, tensorboard=False)
     summary = fit(cfg, model=model)
-    assert summary["cpu_kernels"] == ["1 full-extent conv as linear"]
+    assert summary["cpu_kernels"] == ["1 full-extent conv as linear",
+                                      "2 2x2 max-pools as strided maxima in evaluation"]
     assert type(model.stages[1].c5) is nn.Conv2d
+    assert not any(type(m) is EvalMaxPool2d for m in model.modules())

@@ -40,7 +40,8 @@ def test_fast_path_trains_to_the_plain_paths_weights(tmp_path: Path, monkeypatch
     monkeypatch.setattr(run_module, "apply_cpu_kernels", lambda model, size: [])  # own layers
     plain = _fit(tmp_path / "plain", channels_last=False)
     fast_summary = json.loads((tmp_path / "fast" / "summary.json").read_text())
-    assert fast_summary["cpu_kernels"] == ["1 full-extent conv as linear"]
+    assert fast_summary["cpu_kernels"] == ["1 full-extent conv as linear",
+                                           "2 2x2 max-pools as strided maxima in evaluation"]
     assert json.loads((tmp_path / "plain" / "summary.json").read_text())["cpu_kernels"] == []
     assert fast.keys() == plain.keys()
     moved = 0

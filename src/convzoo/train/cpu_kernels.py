@@ -1,16 +1,22 @@
 """Faster CPU forms of layers that the classic nets use in shapes oneDNN handles badly.
 
-A convolution whose kernel covers its whole input (LeNet-5's C5: 16x5x5 in, 120 out) makes
-one output per map: it is a matrix product. As `Conv2d` it costs 4-5x the `F.linear` it
-equals (one thread, fwd+bwd at batch 64: 853 us against 169 us, `benchmarks/cpu_kernels.py`).
-`apply_cpu_kernels` swaps such layers' class in place, keeping their parameters, names and
-state_dict, so checkpoints and optimisers see nothing; the swapped layer still checks each
-input and falls back to the convolution for any other shape, device, or when traced or
-exported. `remove_cpu_kernels` undoes it before a model leaves the run.
+Figures: one thread, fp32, `python benchmarks/cpu_kernels.py` (results/cpu_kernels.json).
 
-Measured and not used: an exact 2x2 max-pool from four strided views is 2-4x faster than
-`max_pool2d` forward, but its backward on the CPU (strided writes, or the indices the native
-backward needs) costs more than the native forward and backward together, so training loses.
+A convolution whose kernel covers its whole input (LeNet-5's C5: 16x5x5 in, 120 out; the 1x1
+squeeze-and-excitation convolutions on a pooled 1x1 map) makes one output per map: it is a
+matrix product. As `Conv2d` it costs 3-5x the `F.linear` it equals (C5 forward+backward at
+batch 64: 0.87 ms against 0.18 ms; SE convolutions 2.7-3.6x). `FullExtentConv2d` computes it so.
+
+A 2x2, stride-2 max-pool (lenet5_modern, VGG) is exact as the maximum of its four strided
+views, 4-9x faster than `max_pool2d` forward (lenet5_modern's S2 at batch 64: 0.67 ms against
+0.16 ms, channels_last); but autograd's backward through the views costs 3-10x the native
+forward and backward together, so `EvalMaxPool2d` uses the views only where no gradient is
+recorded (evaluation, inference) and the native kernel in training.
+
+`apply_cpu_kernels` swaps such layers' class in place, keeping their parameters, names and
+state_dict, so checkpoints and optimisers see nothing; a swapped layer still checks each input
+and falls back to torch's own for any other shape, device, or when traced, compiled or
+exported. `remove_cpu_kernels` undoes it before a model leaves the run.
 """
 
 from __future__ import annotations
@@ -45,6 +51,31 @@ class FullExtentConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+class EvalMaxPool2d(nn.MaxPool2d):
+    """A 2x2, stride-2 `MaxPool2d` computed from four strided views where no gradient is
+    recorded; the maximum is exact, so the output is the same bits."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.device.type == "cpu" and _plain_call() \
+                and not (torch.is_grad_enabled() and x.requires_grad):
+            h, w = x.shape[-2] // 2 * 2, x.shape[-1] // 2 * 2  # an odd last row is dropped
+            x = x[:, :, :h, :w]
+            return torch.maximum(torch.maximum(x[:, :, 0::2, 0::2], x[:, :, 0::2, 1::2]),
+                                 torch.maximum(x[:, :, 1::2, 0::2], x[:, :, 1::2, 1::2]))
+        return super().forward(x)
+
+
+def _pool_candidate(m: nn.Module) -> bool:
+    two = (2, 2)
+    return (type(m) is nn.MaxPool2d and _pair(m.kernel_size) == two and _pair(m.stride) == two
+            and _pair(m.padding) == (0, 0) and _pair(m.dilation) == (1, 1) and not m.ceil_mode
+            and not m.return_indices)
+
+
+def _pair(v: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
 def _full_extent_candidate(m: nn.Module) -> bool:
     return (type(m) is nn.Conv2d and m.groups == 1 and m.padding in ((0, 0), "valid")
             and m.dilation == (1, 1) and m.padding_mode == "zeros")
@@ -52,7 +83,27 @@ def _full_extent_candidate(m: nn.Module) -> bool:
 
 def apply_cpu_kernels(model: nn.Module, input_size: tuple[int, int, int]) -> list[str]:
     """Swap in the faster CPU forms where `model`, fed `input_size` images, would use them;
-    returns what was swapped, for the log ("32 full-extent convs as linear")."""
+    returns what was swapped, for the log ("1 full-extent conv as linear", ...)."""
+    said = []
+    pools = [m for m in model.modules() if _pool_candidate(m)]
+    convs = _full_extent_convs(model, input_size)
+    for m in convs:
+        m.__class__ = FullExtentConv2d
+    for m in pools:
+        m.__class__ = EvalMaxPool2d
+    if convs:
+        said.append(f"{_count(len(convs), 'full-extent conv')} as linear")
+    if pools:
+        said.append(f"{_count(len(pools), '2x2 max-pool')} as strided maxima in evaluation")
+    return said
+
+
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}{'s' if n > 1 else ''}"
+
+
+def _full_extent_convs(model: nn.Module, input_size: tuple[int, int, int]) -> list[nn.Module]:
+    """The plain convolutions whose kernel covers the input they see at `input_size`."""
     inputs: dict[nn.Module, tuple[int, ...]] = {}
     candidates = [m for m in model.modules() if _full_extent_candidate(m)]
     if not candidates:
@@ -72,13 +123,7 @@ def apply_cpu_kernels(model: nn.Module, input_size: tuple[int, int, int]) -> lis
     finally:
         for h in hooks:
             h.remove()
-    swapped = [m for m in candidates if inputs.get(m) == m.kernel_size]
-    for m in swapped:
-        m.__class__ = FullExtentConv2d
-    if not swapped:
-        return []
-    n = len(swapped)
-    return [f"{n} full-extent conv{'s' if n > 1 else ''} as linear"]
+    return [m for m in candidates if inputs.get(m) == m.kernel_size]
 
 
 def remove_cpu_kernels(model: nn.Module) -> None:
@@ -86,6 +131,8 @@ def remove_cpu_kernels(model: nn.Module) -> None:
     for m in model.modules():
         if type(m) is FullExtentConv2d:
             m.__class__ = nn.Conv2d
+        elif type(m) is EvalMaxPool2d:
+            m.__class__ = nn.MaxPool2d
 
 
 def prepare_cpu_inference(model: nn.Module, input_size: tuple[int, int, int]
