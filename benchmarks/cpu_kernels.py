@@ -36,9 +36,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write  # noqa: E402
-from cpu_conv import mean_ms  # noqa: E402
-
 from convzoo.train.cpu_kernels import FullExtentConv2d  # noqa: E402
+from cpu_conv import mean_ms  # noqa: E402
 
 # name: (C_in, H=W=kernel, C_out, batch)
 FULL_EXTENT = {

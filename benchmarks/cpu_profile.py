@@ -29,7 +29,6 @@ from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write  # noqa: E402
-
 from convzoo import create_model  # noqa: E402
 from convzoo.train.cpu_kernels import apply_cpu_kernels  # noqa: E402
 from convzoo.train.device import autocast, cpu_auto_amp  # noqa: E402

@@ -72,7 +72,7 @@ def test_training_split_read_on_first_use_and_checked_against_test(tmp_path):
     ds = load_dataset("mnist", data_dir=tmp_path)
     assert ds.image_size == (1, 28, 28) and len(ds.test) == 3
     with pytest.raises(UserInputError, match="training images are 1x14x14, test images 1x28x28"):
-        ds.mean
+        _ = ds.mean
 
 
 def test_idx_rejects_bad_magic_and_truncation(tmp_path):
@@ -144,7 +144,7 @@ def test_restricted_unpickler_refuses_code(tmp_path):
     ds = load_dataset("cifar10", data_dir=tmp_path)
     assert len(ds.test) > 0  # the test split is read alone: training files wait until used
     with pytest.raises(UnsafePickleError, match=r"data_batch_3: refused.*system"):
-        ds.train
+        _ = ds.train
     assert not marker.exists()
     p = tmp_path / "objects.pkl"
     dump(p, np.array([1, "x"], dtype=object))

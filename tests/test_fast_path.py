@@ -1,5 +1,5 @@
 """The CPU fast path (channels_last, fused optimiser steps, thread choice, inference_mode,
-full-extent convolutions as matrix products) gives the plain path's results, within float32 rounding.
+the faster CPU layers) gives the plain path's results, within float32 rounding.
 
 Tolerances: a few SGD steps of a small net from the same weights and batches agree to
 rtol 1e-4 / atol 1e-5 (both paths compute in fp32; oneDNN's blocked kernels sum in another

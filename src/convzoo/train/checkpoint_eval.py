@@ -96,8 +96,9 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
     out_dir = Path(out) if out else ckpt_path.parent / "eval"
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
     try:
-        png = None if not plot else plot_confusion(res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
-                             f"{meta.get('model')} on {name} ({split}): top-1 {res.top1:.4f}")
+        png = None if not plot else plot_confusion(
+            res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
+            f"{meta.get('model')} on {name} ({split}): top-1 {res.top1:.4f}")
     except OSError as e:  # a read-only run directory: the scores still come out
         png = None
         skipped = (f"confusion matrix not written: {out_dir} is not writable ({e.strerror}); "

@@ -40,8 +40,8 @@ from ..errors import UserInputError
 from ..sizes import Size, fill_channels
 from . import checkpoint as ck
 from . import distributed as dd
-from .cpu_kernels import apply_cpu_kernels, remove_cpu_kernels
 from .config import TrainConfig
+from .cpu_kernels import apply_cpu_kernels, remove_cpu_kernels
 from .device import (
     amp_name,
     cpu_auto_amp,
