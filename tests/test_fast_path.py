@@ -145,7 +145,23 @@ def test_evaluation_runs_under_inference_mode() -> None:
     assert seen == [True] and r.n == 4
 
 
-def test_benchmark_smoke_writes_every_section(tmp_path: Path) -> None:
+def test_fit_gives_back_the_callers_thread_count(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(dev, "_chosen_threads", None)
+    monkeypatch.setenv("CONVZOO_THREADS", "2")
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        cfg = TrainConfig(model="lenet5_modern", data="fake:1x28x28:16:2", epochs=1,
+                          batch_size=8, device="cpu", out=str(tmp_path / "r"), plots=False,
+                          tensorboard=False)
+        summary = fit(cfg)
+        assert summary["cpu_threads"].startswith("2 threads")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_benchmark_smoke_writes_every_section(tmp_path: Path, monkeypatch) -> None:
     import importlib.util
     import sys
 
@@ -155,6 +171,7 @@ def test_benchmark_smoke_writes_every_section(tmp_path: Path) -> None:
     mod = importlib.util.module_from_spec(spec)
     sys.modules["cpu_speed"] = mod
     spec.loader.exec_module(mod)
+    monkeypatch.setattr(dev, "_chosen_threads", None)  # the benchmark keeps its count
     before = torch.get_num_threads()
     try:
         assert mod.main(["--smoke", "--no-startup", "--out", str(tmp_path / "r.json")]) == 0

@@ -243,6 +243,8 @@ class Run:
         #: "stopped"): a stop at any step, for resuming later
         self.stop_at_step: int | None = None
         self.cpu_kernels: list[str] = []  # the faster CPU layers swapped in (cpu_kernels.py)
+        self.threads_before: int | None = None  # torch's thread count, given back at close
+        self.cpu_choice: str | None = None  # the threads a CPU run computes with, and why
         self.lock: RunLock | None = None
         self.steplog: StepLog | None = None
         self.resume_at: tuple[int, int] | None = None  # (epoch, batches taken) of a resumed epoch
@@ -258,6 +260,8 @@ class Run:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed shapes: cuDNN picks its fastest
         # threads from the cores free (torchrun sets OMP_NUM_THREADS, which is kept)
+        if self.device.type == "cpu":
+            self.threads_before = torch.get_num_threads()
         threads = cpu_threads() if self.device.type == "cpu" else None
         self._open_checkpoint()
         if threads is not None and self.ckpt is not None:
@@ -267,6 +271,7 @@ class Run:
         self._make_model()
         self._make_optimiser()
         if threads is not None:
+            self.cpu_choice = str(threads)
             if self.cfg.amp == "auto":
                 self.amp, why = cpu_auto_amp(self.model, self.input_size)
             else:
@@ -348,7 +353,10 @@ class Run:
                 "others, start a new run with another --out)")
 
     def close(self) -> None:
-        """Give the model back as it was built and let go of the run directory."""
+        """Give the model back as it was built, the process its thread count (a caller of
+        `fit` keeps its own), and let go of the run directory."""
+        if self.threads_before is not None:
+            torch.set_num_threads(self.threads_before)
         if self.cpu_kernels and self.model is not None:
             remove_cpu_kernels(self.model)
             if self.ema is not None:
@@ -763,7 +771,7 @@ class Run:
             "images_per_s": self.images / self.train_s if self.train_s else None,
             "device": device_name(self.device), "amp": amp_name(self.amp),
             "channels_last": self.channels_last, "cpu_kernels": self.cpu_kernels,
-            "compile": cfg.compile,
+            "cpu_threads": self.cpu_choice, "compile": cfg.compile,
             "recipe": cfg.recipe, "run_dir": str(self.out),
             "test": test.to_dict(self.classes) if test is not None else None,
             "versions": ck.versions(),
