@@ -184,7 +184,7 @@ def test_benchmark_smoke_writes_every_section(tmp_path: Path, monkeypatch) -> No
             assert t[kind]["images_per_s"] > 0 and 0 <= t[kind]["test_top1"] <= 1
         assert t["vs_plain"]["images_per_s"] > 0
     assert r["gflops"]["matmul_peak_gflop_s"] > 0 and 0 < r["gflops"]["fraction_of_peak"]
-    assert set(r["inference"]) == {"resnet18_224", "lenet5"}
+    assert set(r["inference"]) == {"resnet18_224", "lenet5", "lenet5_modern"}
     assert r["versions"]["torch"] == torch.__version__ and "load_average_start" in r
 
 
