@@ -22,7 +22,7 @@ All three run at the thread count convzoo chooses (`train.device.choose_threads`
 ratios are per-step work; the plain loop at torch's default thread count is timed apart for a
 few steps. No augmentation, so that all three see the same images. Images/s counts training
 steps only; CPU seconds are the process's over the whole call (setup and evaluation too).
-Each round takes its own seed (initial weights and data order, shared by the three ways);
+Each round takes its own seed (the three ways' initial weights, and their data orders);
 each speed is the median over the rounds and accuracy is compared by the mean over them, with
 its spread: over a few epochs the same net from other weights or in another order, or with
 sums rounded in another order, ends a point or so apart.
@@ -230,8 +230,8 @@ def train_case(model: str, epochs: int, train_images: int, rounds: int, tmp: Pat
     order = list(runs)
     load = [load_average()]
     for r in range(rounds):
-        # a seed per round (initial weights and data order, the same for the three ways):
-        # a few epochs' accuracy varies by a point or so with either, and with rounding
+        # a seed per round (the initial weights, the same for the three ways; each draws its
+        # own data order): a few epochs' accuracy varies by a point or so with either
         seeded = dataclasses.replace(cfg, seed=r)
         for kind in order if r % 2 == 0 else order[::-1]:
             if kind == "convzoo":
