@@ -43,3 +43,16 @@ def write(name: str, result: dict[str, Any]) -> Path:
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+
+
+def matmul_peak(n: int = 2048, iters: int = 5, dtype: torch.dtype = torch.float32) -> float:
+    """Best GFLOP/s of an n x n CPU matrix multiply in `dtype` at the current thread count:
+    the peak the CPU benchmarks hold their convolutions and training steps against."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    a @ b
+    best = 0.0
+    for _ in range(iters):
+        t = time.perf_counter()
+        a @ b
+        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
+    return best

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write  # noqa: E402
+from common import environment, matmul_peak, write  # noqa: E402
 
 # name: (C_in, H, W, C_out, kernel, padding, input needs a gradient)
 SHAPES = {
@@ -191,17 +191,6 @@ def case(shape: tuple, batch: int, layout: str, rounds: int, fill_s: float) -> d
     out["native"]["train_gflop_s"] = (3 if input_grad else 2) * 2 * macs / (
         out["native"]["train_ms"] * 1e6)
     return out
-
-
-def matmul_peak(n: int = 2048, iters: int = 5) -> float:
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = 0.0
-    for _ in range(iters):
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write  # noqa: E402
+from common import environment, matmul_peak, write  # noqa: E402
 from convzoo import create_model  # noqa: E402
 from convzoo.train.cpu_kernels import apply_cpu_kernels  # noqa: E402
 from convzoo.train.device import autocast, cpu_auto_amp  # noqa: E402
@@ -82,17 +82,6 @@ def conv_macs(model: torch.nn.Module, x: torch.Tensor) -> int:
     return total
 
 
-def matmul_peak(dtype: torch.dtype, n: int = 2048, iters: int = 5) -> float:
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = 0.0
-    for _ in range(iters):
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
-
-
 def profile_case(name: str, batch: int, size: tuple[int, int, int], convzoo: bool,
                  steps: int, top: int) -> dict[str, Any]:
     step, fmt, said = make_step(name, size, convzoo)
@@ -133,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     result: dict[str, Any] = {"benchmark": "cpu_profile", **environment(torch.device("cpu")),
                               "smoke": a.smoke, "threads": 1, "cases": {}}
     n = 512 if a.smoke else 2048
-    peaks = {"float32": matmul_peak(torch.float32, n), "bfloat16": matmul_peak(torch.bfloat16, n)}
+    peaks = {"float32": matmul_peak(n), "bfloat16": matmul_peak(n, dtype=torch.bfloat16)}
     result["matmul_peaks_gflop_s"] = peaks
     print(f"matmul {n}x{n} on 1 thread: fp32 {peaks['float32']:.0f} GFLOP/s, bf16 "
           f"{peaks['bfloat16']:.0f}")

@@ -45,7 +45,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import environment, write  # noqa: E402
+from common import environment, matmul_peak, write  # noqa: E402
 from convzoo import create_model  # noqa: E402
 from convzoo.data.catalog import ArraySplit, DataSet, load_dataset  # noqa: E402
 from convzoo.train import fit, load_recipe  # noqa: E402
@@ -304,18 +304,6 @@ def inference(model_name: str, batch: int, iters: int, rounds: int) -> dict[str,
                                       .float().mean())
     out["max_logit_difference"] = float((logits["convzoo"] - logits["plain"]).abs().max())
     return out
-
-
-def matmul_peak(n: int, iters: int, dtype: torch.dtype = torch.float32) -> float:
-    """Best GFLOP/s of an n x n matmul in `dtype` at the current thread count."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    best = 0.0
-    for _ in range(iters):
-        t = time.perf_counter()
-        a @ b
-        best = max(best, 2 * n ** 3 / (time.perf_counter() - t) / 1e9)
-    return best
 
 
 def model_macs(name: str) -> int:
