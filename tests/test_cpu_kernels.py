@@ -16,11 +16,14 @@ import torch
 from torch import nn
 
 from convzoo import create_model
+from convzoo.models.resnet import PadShortcut
 from convzoo.registry import list_models
 from convzoo.train.config import TrainConfig
 from convzoo.train.cpu_kernels import (
     EvalMaxPool2d,
     FullExtentConv2d,
+    LayoutAdaptiveAvgPool2d,
+    LayoutPadShortcut,
     apply_cpu_kernels,
     remove_cpu_kernels,
 )
@@ -34,15 +37,17 @@ def test_swap_keeps_the_state_and_is_undone(name: str) -> None:
     with torch.device("meta"):
         model = create_model(name)
     keys = list(model.state_dict())
-    kinds = (nn.Conv2d, nn.MaxPool2d)
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, PadShortcut)
     before = [sum(type(m) is k for m in model.modules()) for k in kinds]
     said = apply_cpu_kernels(model, model.default_input_size)
-    convs, pools = (sum(type(m) is k for m in model.modules())
-                    for k in (FullExtentConv2d, EvalMaxPool2d))
+    convs, pools, layout = (sum(type(m) in k for m in model.modules()) for k in (
+        {FullExtentConv2d}, {EvalMaxPool2d}, {LayoutAdaptiveAvgPool2d, LayoutPadShortcut}))
     assert list(model.state_dict()) == keys
-    expected = ([f"{convs} full-extent conv{'s' if convs > 1 else ''} as linear"] if convs
-                else []) + ([f"{pools} 2x2 max-pool{'s' if pools > 1 else ''} as strided maxima "
-                             "in evaluation"] if pools else [])
+    assert layout == before[2] + before[3]  # every such layer, whatever the model
+    s = lambda n: "s" if n > 1 else ""  # noqa: E731
+    expected = ([f"{convs} full-extent conv{s(convs)} as linear"] if convs else []) \
+        + ([f"{pools} 2x2 max-pool{s(pools)} as strided maxima in evaluation"] if pools else []) \
+        + ([f"{layout} layer{s(layout)} giving gradients channels_last"] if layout else [])
     assert said == expected
     remove_cpu_kernels(model)
     assert [sum(type(m) is k for m in model.modules()) for k in kinds] == before
@@ -99,6 +104,44 @@ def test_strided_max_pool_is_exact_and_leaves_training_to_torch(side: int) -> No
         assert y.is_contiguous(memory_format=layout)
     x.requires_grad_()
     assert pool(x).grad_fn.name() == nn.functional.max_pool2d(x, 2).grad_fn.name()
+
+
+def test_resnet20_gradients_stay_channels_last_with_the_same_values() -> None:
+    """Option A's shortcuts and the global pool hand their input's gradient back in the
+    input's layout; the gradients are the plain model's (a copy, not a computation)."""
+    torch.manual_seed(0)
+    plain = create_model("resnet20").to(memory_format=torch.channels_last)
+    fast = create_model("resnet20").to(memory_format=torch.channels_last)
+    fast.load_state_dict(plain.state_dict())
+    assert apply_cpu_kernels(fast, (3, 32, 32)) == ["3 layers giving gradients channels_last"]
+    x = torch.randn(4, 3, 32, 32).contiguous(memory_format=torch.channels_last)
+    labels = torch.tensor([0, 1, 2, 3])
+    layouts: dict[str, list[bool]] = {"plain": [], "fast": []}
+    grads = []
+
+    def watch(name: str) -> object:
+        def record(g: torch.Tensor) -> None:
+            cl = g.is_contiguous(memory_format=torch.channels_last) and not g.is_contiguous()
+            layouts[name].append(cl)
+
+        def pre_hook(_: nn.Module, args: tuple[torch.Tensor, ...]) -> None:
+            args[0].register_hook(record)  # the gradient of the layer's input
+
+        return pre_hook
+
+    for name, m in (("plain", plain), ("fast", fast)):
+        for mod in m.modules():
+            if isinstance(mod, PadShortcut | nn.AdaptiveAvgPool2d):
+                mod.register_forward_pre_hook(watch(name))
+        nn.functional.cross_entropy(m(x), labels).backward()
+        grads.append([p.grad for p in m.parameters()])
+    # torch 2.14 gives the plain model's three contiguous; only convzoo's are asserted
+    assert layouts["fast"] == [True] * 3 and len(layouts["plain"]) == 3
+    for g_fast, g_plain in zip(*grads[::-1]):
+        torch.testing.assert_close(g_fast, g_plain, rtol=RTOL, atol=ATOL)
+    remove_cpu_kernels(fast)
+    assert not any(type(m) in (LayoutAdaptiveAvgPool2d, LayoutPadShortcut)
+                   for m in fast.modules())
 
 
 def test_a_run_gives_back_the_model_it_was_given(tmp_path: Path) -> None:

@@ -277,9 +277,10 @@ class Run:
             else:
                 why = amp_name(self.amp)
             if not self.cfg.compile:  # a compiled graph fuses on its own
-                self.cpu_kernels = apply_cpu_kernels(self.model, self.input_size)
-                if self.ema is not None:
-                    apply_cpu_kernels(self.ema.module, self.input_size)
+                self.cpu_kernels = apply_cpu_kernels(self.model, self.input_size,
+                                                     self.channels_last)
+                if self.ema is not None:  # evaluated only: no gradients to keep in a layout
+                    apply_cpu_kernels(self.ema.module, self.input_size, False)
             self.progress.line(cpu_fast_path_line(threads, self.channels_last,
                                                   step_name(self.optimizer), why,
                                                   self.cpu_kernels))
