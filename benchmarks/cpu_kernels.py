@@ -7,8 +7,9 @@
   squeeze-and-excitation convolutions on a 1x1 pooled map): `nn.Conv2d` against the
   `FullExtentConv2d` convzoo swaps in on the CPU (the same weights, as one `F.linear`);
 - ReLU's backward with its gradient contiguous against channels_last beside a channels_last
-  map, and resnet20's bf16 training step with and without the layers that give gradients
-  channels_last (`LayoutPadShortcut`, `LayoutAdaptiveAvgPool2d`);
+  map (what `LayoutPadShortcut`, `LayoutAdaptiveAvgPool2d` and `LayoutSqueezeExcite` avoid);
+- whole channels_last training steps of lenet5_modern, resnet20 (bf16) and efficientnet_b0
+  with torch's layers against convzoo's CPU layers;
 - 2x2 max-pooling, stride 2 (lenet5_modern's subsampling, VGG's pools): `F.max_pool2d`
   against the maximum of four strided views, autograd doing the backward. The forward is
   what `EvalMaxPool2d` computes where no gradient is recorded; the backward shows why
@@ -136,25 +137,34 @@ def relu_backward_case(rounds: int, fill_s: float) -> dict[str, Any]:
     return out
 
 
-def resnet20_step_case(rounds: int, steps: int) -> dict[str, Any]:
-    """resnet20's bf16 channels_last training step at batch 128, with and without the layers
-    that give gradients channels_last; the weights after the steps compared bit for bit."""
+# model: (batch, input size, autocast dtype as convzoo's rule picks it on an AMX CPU)
+STEPS = {"lenet5_modern": (64, (1, 32, 32), None),
+         "resnet20": (128, (3, 32, 32), torch.bfloat16),
+         "efficientnet_b0": (16, (3, 96, 96), None)}
+
+
+def step_case(name: str, rounds: int, steps: int) -> dict[str, Any]:
+    """A channels_last training step with torch's layers against convzoo's CPU layers
+    (`apply_cpu_kernels`); how far apart the weights are after the steps."""
     from convzoo import create_model
     from convzoo.train.cpu_kernels import apply_cpu_kernels
     from convzoo.train.device import autocast
 
-    x = torch.randn(128, 3, 32, 32).contiguous(memory_format=torch.channels_last)
-    y = torch.randint(0, 10, (128,))
+    batch, size, amp = STEPS[name]
+    x = torch.randn(batch, *size).contiguous(memory_format=torch.channels_last)
+    y = torch.randint(0, 10, (batch,))
+    said: list[str] = []
 
     def run(swap: bool) -> tuple[float, list[torch.Tensor]]:
         torch.manual_seed(0)
-        model = create_model("resnet20").train().to(memory_format=torch.channels_last)
+        model = create_model(name, num_classes=10).train().to(
+            memory_format=torch.channels_last)
         if swap:
-            apply_cpu_kernels(model, (3, 32, 32))
+            said[:] = apply_cpu_kernels(model, size)
         opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, fused=True)
 
         def step() -> None:
-            with autocast(torch.device("cpu"), torch.bfloat16):
+            with autocast(torch.device("cpu"), amp):
                 loss = F.cross_entropy(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -166,16 +176,18 @@ def resnet20_step_case(rounds: int, steps: int) -> dict[str, Any]:
             step()
         return (time.perf_counter() - t) / steps * 1e3, [p.detach() for p in model.parameters()]
 
-    times: dict[str, list[float]] = {"torch_layers": [], "gradients_channels_last": []}
+    times: dict[str, list[float]] = {"torch_layers": [], "convzoo_layers": []}
     weights = {}
     for r in range(rounds):
         for k in times if r % 2 == 0 else list(times)[::-1]:
-            ms, weights[k] = run(k == "gradients_channels_last")
+            ms, weights[k] = run(k == "convzoo_layers")
             times[k].append(ms)
-    out: dict[str, Any] = {"batch": 128, "steps": steps, "precision": "bfloat16",
+    out: dict[str, Any] = {"batch": batch, "input": list(size), "steps": steps,
+                           "precision": "bfloat16" if amp else "float32", "swapped": said,
                            **{f"{k}_ms_per_step": statistics.median(v) for k, v in times.items()}}
-    out["speedup"] = out["torch_layers_ms_per_step"] / out["gradients_channels_last_ms_per_step"]
-    out["same_weights"] = all(torch.equal(a, b) for a, b in zip(*weights.values()))
+    out["speedup"] = out["torch_layers_ms_per_step"] / out["convzoo_layers_ms_per_step"]
+    out["max_weight_difference"] = max(float((a - b).abs().max())
+                                       for a, b in zip(*weights.values()))
     return out
 
 
@@ -208,10 +220,14 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ReLU backward, bf16 (128, 16, 32, 32) channels_last: gradient contiguous "
           f"{r['gradient_contiguous_ms']:.3f} ms, channels_last "
           f"{r['gradient_channels_last_ms']:.3f} ms ({r['speedup']:.1f}x)")
-    r = result["resnet20_step"] = resnet20_step_case(rounds, 2 if a.smoke else 10)
-    print(f"resnet20 bf16 step, batch 128: torch's layers {r['torch_layers_ms_per_step']:.1f} "
-          f"ms, gradients kept channels_last {r['gradients_channels_last_ms_per_step']:.1f} ms "
-          f"({r['speedup']:.2f}x); same weights: {r['same_weights']}")
+    result["steps"] = {}
+    for name in STEPS:
+        r = result["steps"][name] = step_case(name, rounds, 2 if a.smoke else 10)
+        print(f"{name} {r['precision']} training step, batch {r['batch']}: torch's layers "
+              f"{r['torch_layers_ms_per_step']:.2f} ms, convzoo's "
+              f"{r['convzoo_layers_ms_per_step']:.2f} ms ({r['speedup']:.2f}x; "
+              f"{', '.join(r['swapped'])}); weights after the steps differ by at most "
+              f"{r['max_weight_difference']:.1e}", flush=True)
     if not a.smoke:
         write("cpu_kernels", result)
     return 0

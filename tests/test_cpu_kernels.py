@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from convzoo import create_model
+from convzoo.layers import SqueezeExcite
 from convzoo.models.resnet import PadShortcut
 from convzoo.registry import list_models
 from convzoo.train.config import TrainConfig
@@ -24,6 +25,7 @@ from convzoo.train.cpu_kernels import (
     FullExtentConv2d,
     LayoutAdaptiveAvgPool2d,
     LayoutPadShortcut,
+    LayoutSqueezeExcite,
     apply_cpu_kernels,
     remove_cpu_kernels,
 )
@@ -37,13 +39,14 @@ def test_swap_keeps_the_state_and_is_undone(name: str) -> None:
     with torch.device("meta"):
         model = create_model(name)
     keys = list(model.state_dict())
-    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, PadShortcut)
+    kinds = (nn.Conv2d, nn.MaxPool2d, nn.AdaptiveAvgPool2d, PadShortcut, SqueezeExcite)
     before = [sum(type(m) is k for m in model.modules()) for k in kinds]
     said = apply_cpu_kernels(model, model.default_input_size)
     convs, pools, layout = (sum(type(m) in k for m in model.modules()) for k in (
-        {FullExtentConv2d}, {EvalMaxPool2d}, {LayoutAdaptiveAvgPool2d, LayoutPadShortcut}))
+        {FullExtentConv2d}, {EvalMaxPool2d},
+        {LayoutAdaptiveAvgPool2d, LayoutPadShortcut, LayoutSqueezeExcite}))
     assert list(model.state_dict()) == keys
-    assert layout == before[2] + before[3]  # every such layer, whatever the model
+    assert layout == sum(before[2:])  # every such layer, whatever the model
     s = lambda n: "s" if n > 1 else ""  # noqa: E731
     expected = ([f"{convs} full-extent conv{s(convs)} as linear"] if convs else []) \
         + ([f"{pools} 2x2 max-pool{s(pools)} as strided maxima in evaluation"] if pools else []) \
@@ -142,6 +145,22 @@ def test_resnet20_gradients_stay_channels_last_with_the_same_values() -> None:
     remove_cpu_kernels(fast)
     assert not any(type(m) in (LayoutAdaptiveAvgPool2d, LayoutPadShortcut)
                    for m in fast.modules())
+
+
+def test_squeeze_excite_pools_with_its_gradient_channels_last() -> None:
+    torch.manual_seed(0)
+    plain = SqueezeExcite(8, 2)
+    fast = SqueezeExcite(8, 2)
+    fast.load_state_dict(plain.state_dict())
+    fast.__class__ = LayoutSqueezeExcite
+    x = torch.randn(2, 8, 6, 6).contiguous(memory_format=torch.channels_last)
+    grads = []
+    for m in (plain, fast):
+        xi = x.clone().requires_grad_()
+        m(xi).square().sum().backward()
+        grads.append(xi.grad)
+    assert grads[1].is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(grads[1], grads[0], rtol=RTOL, atol=ATOL)
 
 
 def test_a_run_gives_back_the_model_it_was_given(tmp_path: Path) -> None:

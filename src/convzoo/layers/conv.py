@@ -110,5 +110,8 @@ class SqueezeExcite(nn.Module):
         self.gate = make_act(gate)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        s = x.mean((2, 3), keepdim=True)
-        return x * self.gate(self.fc2(self.act(self.fc1(s))))
+        return x * self.gate(self.fc2(self.act(self.fc1(self.squeeze(x)))))
+
+    def squeeze(self, x: torch.Tensor) -> torch.Tensor:
+        """The global average of each map: N x C x 1 x 1."""
+        return x.mean((2, 3), keepdim=True)

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..layers import SqueezeExcite
 from ..models.resnet import PadShortcut
 
 
@@ -56,9 +57,14 @@ class FullExtentConv2d(nn.Conv2d):
         if x.dim() == 4 and x.device.type == "cpu" and tuple(x.shape[-2:]) == self.kernel_size \
                 and _plain_call():
             n, out = x.shape[0], self.out_channels
-            # (C, kh, kw) order on both sides: the product is the convolution's sum
-            y = F.linear(x.reshape(n, -1), self.weight.reshape(out, -1), self.bias)
-            return y.view(n, out, 1, 1)
+            # the same order on both sides, so the product is the convolution's sum: (kh, kw,
+            # C) for channels_last, where both flatten as views and the input's gradient comes
+            # back channels_last too; (C, kh, kw) otherwise
+            if _channels_last(x):
+                xs, w = x.permute(0, 2, 3, 1).reshape(n, -1), self.weight.permute(0, 2, 3, 1)
+            else:
+                xs, w = x.reshape(n, -1), self.weight
+            return F.linear(xs, w.reshape(out, -1), self.bias).view(n, out, 1, 1)
         return super().forward(x)
 
 
@@ -93,15 +99,29 @@ class _GradInChannelsLast(torch.autograd.Function):
         return g if _channels_last(g) else g.contiguous(memory_format=torch.channels_last)
 
 
+def _grad_channels_last(x: torch.Tensor) -> torch.Tensor:
+    """`x`, whose gradient will come back channels_last as `x` is (where autograd records, on
+    the CPU, in eager mode)."""
+    if x.device.type == "cpu" and torch.is_grad_enabled() and x.requires_grad \
+            and _channels_last(x) and _plain_call():
+        return _GradInChannelsLast.apply(x)
+    return x
+
+
 class _KeepsGradientLayout:
     """Mixin for a layer whose backward gives a contiguous gradient for a channels_last input:
-    the gradient goes back channels_last (only where autograd records, on the CPU)."""
+    the gradient goes back channels_last."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.device.type == "cpu" and torch.is_grad_enabled() and x.requires_grad \
-                and _channels_last(x) and _plain_call():
-            x = _GradInChannelsLast.apply(x)
-        return super().forward(x)  # type: ignore[misc]
+        return super().forward(_grad_channels_last(x))  # type: ignore[misc]
+
+
+class LayoutSqueezeExcite(SqueezeExcite):
+    """Squeeze-and-excitation whose pooling gives its gradient channels_last, so that it adds
+    to the rescaling's in the same layout."""
+
+    def squeeze(self, x: torch.Tensor) -> torch.Tensor:
+        return super().squeeze(_grad_channels_last(x))
 
 
 class LayoutAdaptiveAvgPool2d(_KeepsGradientLayout, nn.AdaptiveAvgPool2d):
@@ -113,7 +133,8 @@ class LayoutPadShortcut(_KeepsGradientLayout, PadShortcut):
 
 
 _LAYOUT_SWAPS: dict[type, type] = {nn.AdaptiveAvgPool2d: LayoutAdaptiveAvgPool2d,
-                                   PadShortcut: LayoutPadShortcut}
+                                   PadShortcut: LayoutPadShortcut,
+                                   SqueezeExcite: LayoutSqueezeExcite}
 
 
 def _pool_candidate(m: nn.Module) -> bool:
