@@ -15,11 +15,11 @@
   what `EvalMaxPool2d` computes where no gradient is recorded; the backward shows why
   training keeps torch's kernel.
 
-Result (results/cpu_kernels.json): full-extent convolutions 2.7-4.8x faster forward+backward
-(LeNet-5's C5 at batch 64, contiguous: 0.89 ms against 0.20 ms); the strided max-pool 1.4-9.3x
-faster forward but 0.1-0.4x in forward+backward; ReLU's backward 19.6x faster with its gradient
-channels_last (10.5 ms against 0.53 ms), and resnet20's bf16 step 1.07x faster with the layers
-that keep it so, to the same weights.
+Result (results/cpu_kernels.json): full-extent convolutions 2.7-4.5x faster forward+backward
+(LeNet-5's C5 at batch 64, contiguous: 0.92 ms against 0.22 ms); the strided max-pool 1.4-9.3x
+faster forward but 0.1-0.4x in forward+backward; ReLU's backward 19.7x faster with its gradient
+channels_last (10.8 ms against 0.55 ms); whole steps with convzoo's layers: lenet5_modern
+1.14x, resnet20 (bf16) 1.08x to the same weights, efficientnet_b0 1.00x.
 """
 
 from __future__ import annotations
