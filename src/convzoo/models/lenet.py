@@ -103,10 +103,11 @@ class SparseConv(nn.Module):
         self.convs = nn.ModuleList(nn.Conv2d(s * n, n, kernel, groups=n) for s, n in self.runs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        gathered = x.index_select(1, self.index)
+        # each run gathers its own input maps: slicing one gathered tensor instead makes the
+        # backward zero a 60-map gradient per run (a third of a CPU training step)
         outs, start = [], 0
         for (s, n), conv in zip(self.runs, self.convs):
-            outs.append(conv(gathered[:, start:start + s * n]))
+            outs.append(conv(x.index_select(1, self.index[start:start + s * n])))
             start += s * n
         return torch.cat(outs, 1)
 
