@@ -8,18 +8,20 @@
   `FullExtentConv2d` convzoo swaps in on the CPU (the same weights, as one `F.linear`);
 - ReLU's backward with its gradient contiguous against channels_last beside a channels_last
   map (what `LayoutPadShortcut`, `LayoutAdaptiveAvgPool2d` and `LayoutSqueezeExcite` avoid);
-- whole channels_last training steps of lenet5_modern, resnet20 (bf16) and efficientnet_b0
-  with torch's layers against convzoo's CPU layers;
+- whole channels_last training steps of lenet5, lenet5_modern, resnet20 (bf16) and
+  efficientnet_b0 with torch's layers against convzoo's CPU layers, and lenet5's step with
+  its C3 gathering each group's inputs (as it does) against slicing one gathered tensor;
 - 2x2 max-pooling, stride 2 (lenet5_modern's subsampling, VGG's pools): `F.max_pool2d`
   against the maximum of four strided views, autograd doing the backward. The forward is
   what `EvalMaxPool2d` computes where no gradient is recorded; the backward shows why
   training keeps torch's kernel.
 
-Result (results/cpu_kernels.json): full-extent convolutions 2.7-4.5x faster forward+backward
-(LeNet-5's C5 at batch 64, contiguous: 0.92 ms against 0.22 ms); the strided max-pool 1.4-9.3x
-faster forward but 0.1-0.4x in forward+backward; ReLU's backward 19.7x faster with its gradient
-channels_last (10.8 ms against 0.55 ms); whole steps with convzoo's layers: lenet5_modern
-1.14x, resnet20 (bf16) 1.08x to the same weights, efficientnet_b0 1.00x.
+Result (results/cpu_kernels.json): full-extent convolutions 2.6-4.4x faster forward+backward
+(LeNet-5's C5 at batch 64, contiguous: 0.95 ms against 0.23 ms); the strided max-pool 1.6-9.3x
+faster forward but 0.1-0.4x in forward+backward; ReLU's backward 20x faster with its gradient
+channels_last (11.4 ms against 0.57 ms); whole steps with convzoo's layers: lenet5 1.06x,
+lenet5_modern 1.13x, resnet20 (bf16) 1.07x to the same weights, efficientnet_b0 1.02x;
+lenet5's step with C3 gathering per group 1.11x the sliced form.
 """
 
 from __future__ import annotations
@@ -138,7 +140,8 @@ def relu_backward_case(rounds: int, fill_s: float) -> dict[str, Any]:
 
 
 # model: (batch, input size, autocast dtype as convzoo's rule picks it on an AMX CPU)
-STEPS = {"lenet5_modern": (64, (1, 32, 32), None),
+STEPS = {"lenet5": (64, (1, 32, 32), None),
+         "lenet5_modern": (64, (1, 32, 32), None),
          "resnet20": (128, (3, 32, 32), torch.bfloat16),
          "efficientnet_b0": (16, (3, 96, 96), None)}
 
@@ -191,6 +194,35 @@ def step_case(name: str, rounds: int, steps: int) -> dict[str, Any]:
     return out
 
 
+def sliced_c3_forward(self: Any, x: torch.Tensor) -> torch.Tensor:
+    """LeNet-5's C3 as it was: one gathered 60-map tensor, sliced per group of maps."""
+    gathered = x.index_select(1, self.index)
+    outs, start = [], 0
+    for (s, n), conv in zip(self.runs, self.convs):
+        outs.append(conv(gathered[:, start:start + s * n]))
+        start += s * n
+    return torch.cat(outs, 1)
+
+
+def c3_case(rounds: int, steps: int) -> dict[str, Any]:
+    """The paper's lenet5 training step (channels_last, batch 64) with C3 gathering per group
+    (convzoo's) against gathering once and slicing."""
+    from convzoo.models.lenet import SparseConv
+
+    per_group = SparseConv.forward
+    times: dict[str, list[float]] = {"sliced": [], "per_group": []}
+    try:
+        for r in range(rounds):
+            for k in times if r % 2 == 0 else list(times)[::-1]:
+                SparseConv.forward = sliced_c3_forward if k == "sliced" else per_group
+                times[k].append(step_case("lenet5", 1, steps)["convzoo_layers_ms_per_step"])
+    finally:
+        SparseConv.forward = per_group
+    out: dict[str, Any] = {f"{k}_ms_per_step": statistics.median(v) for k, v in times.items()}
+    out["speedup"] = out["sliced_ms_per_step"] / out["per_group_ms_per_step"]
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -228,6 +260,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['convzoo_layers_ms_per_step']:.2f} ms ({r['speedup']:.2f}x; "
               f"{', '.join(r['swapped'])}); weights after the steps differ by at most "
               f"{r['max_weight_difference']:.1e}", flush=True)
+    r = result["lenet5_c3"] = c3_case(rounds, 2 if a.smoke else 30)
+    print(f"lenet5 training step: C3 sliced from one gather {r['sliced_ms_per_step']:.2f} ms, "
+          f"gathered per group {r['per_group_ms_per_step']:.2f} ms ({r['speedup']:.2f}x)")
     if not a.smoke:
         write("cpu_kernels", result)
     return 0

@@ -4,12 +4,12 @@ Figures: one thread, fp32 unless said; `python benchmarks/cpu_kernels.py`, resul
 
 A convolution whose kernel covers its whole input (LeNet-5's C5: 16x5x5 in, 120 out; the 1x1
 squeeze-and-excitation convolutions on a pooled 1x1 map) makes one output per map: it is a
-matrix product. As `Conv2d` it costs 2.7-4.5x the `F.linear` it equals (C5 forward+backward at
-batch 64: 0.92 ms against 0.22 ms; SE convolutions 2.7-3.4x). `FullExtentConv2d` computes it so.
+matrix product. As `Conv2d` it costs 2.6-4.4x the `F.linear` it equals (C5 forward+backward at
+batch 64: 0.95 ms against 0.23 ms; SE convolutions 2.6-3.5x). `FullExtentConv2d` computes it so.
 
 A 2x2, stride-2 max-pool (lenet5_modern, VGG) is exact as the maximum of its four strided
-views, 1.4-9.3x faster than `max_pool2d` forward (lenet5_modern's S2 at batch 64: 0.69 ms
-against 0.16 ms, channels_last); but autograd's backward through the views costs 2.4-10x the native
+views, 1.6-9.3x faster than `max_pool2d` forward (lenet5_modern's S2 at batch 64: 0.73 ms
+against 0.18 ms, channels_last); but autograd's backward through the views costs 2.3-10x the native
 forward and backward together, so `EvalMaxPool2d` uses the views only where no gradient is
 recorded (evaluation, inference) and the native kernel in training.
 
@@ -17,9 +17,9 @@ Two layers of the CIFAR ResNets give their input's gradient in the contiguous la
 the net runs channels_last: global average pooling (its backward expands the output's
 gradient) and option A's shortcut (subsampling, padded channels). Every element-wise backward
 that meets such a gradient beside a channels_last tensor then walks memory across the grain:
-ReLU's backward on a (128, 16, 32, 32) bf16 map takes 10.8 ms so against 0.55 ms with both
+ReLU's backward on a (128, 16, 32, 32) bf16 map takes 11.4 ms so against 0.57 ms with both
 channels_last. `apply_cpu_kernels` makes those layers give the gradient in their input's
-layout (one copy): resnet20's bf16 step at batch 128 runs 1.08x faster, the weights after the
+layout (one copy): resnet20's bf16 step at batch 128 runs 1.07x faster, the weights after the
 steps the same bits.
 
 `apply_cpu_kernels` swaps such layers' class in place, keeping their parameters, names and
