@@ -121,12 +121,13 @@ class _ReadOnFirstUse:
 class DataSet:
     name: str
     classes: list[str]
+    # what is computed from the training split may be given as a function (_ReadOnFirstUse)
     train: Split = _ReadOnFirstUse()  # type: ignore[assignment]
-    test: Split = _ReadOnFirstUse()  # type: ignore[assignment]
-    image_size: tuple[int, int, int] = _ReadOnFirstUse()  # type: ignore[assignment]
+    test: Split
+    image_size: tuple[int, int, int]
     mean: tuple[float, ...] = _ReadOnFirstUse()  # type: ignore[assignment]
     std: tuple[float, ...] = _ReadOnFirstUse()  # type: ignore[assignment]
-    source: str = ""
+    source: str
 
     @property
     def num_classes(self) -> int:

@@ -207,14 +207,11 @@ def _full_extent_convs(model: nn.Module, input_size: tuple[int, int, int]) -> li
 
 def remove_cpu_kernels(model: nn.Module) -> None:
     """Give every swapped layer back its own class (what export and a caller expect)."""
+    plain_of = {FullExtentConv2d: nn.Conv2d, EvalMaxPool2d: nn.MaxPool2d,
+                **{swapped: plain for plain, swapped in _LAYOUT_SWAPS.items()}}
     for m in model.modules():
-        if type(m) is FullExtentConv2d:
-            m.__class__ = nn.Conv2d
-        elif type(m) is EvalMaxPool2d:
-            m.__class__ = nn.MaxPool2d
-        else:
-            m.__class__ = next((plain for plain, swapped in _LAYOUT_SWAPS.items()
-                                if type(m) is swapped), type(m))
+        if type(m) in plain_of:
+            m.__class__ = plain_of[type(m)]
 
 
 def prepare_cpu_inference(model: nn.Module, input_size: tuple[int, int, int]
