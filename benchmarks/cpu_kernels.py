@@ -1,4 +1,4 @@
-"""CPU, one thread: the layers `convzoo.train.cpu_kernels` changes, against torch's own, fp32.
+"""CPU, one thread: the layers `convzoo.runtime.cpu_kernels` changes, against torch's own, fp32.
 
     python benchmarks/cpu_kernels.py            # writes results/cpu_kernels.json (a minute)
     python benchmarks/cpu_kernels.py --smoke    # seconds: one round, writes nothing
@@ -40,7 +40,7 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, write  # noqa: E402
-from convzoo.train.cpu_kernels import FullExtentConv2d  # noqa: E402
+from convzoo.runtime.cpu_kernels import FullExtentConv2d  # noqa: E402
 from cpu_conv import mean_ms  # noqa: E402
 
 # name: (C_in, H=W=kernel, C_out, batch)
@@ -150,8 +150,8 @@ def step_case(name: str, rounds: int, steps: int) -> dict[str, Any]:
     """A channels_last training step with torch's layers against convzoo's CPU layers
     (`apply_cpu_kernels`); how far apart the weights are after the steps."""
     from convzoo import create_model
-    from convzoo.train.cpu_kernels import apply_cpu_kernels
-    from convzoo.train.device import autocast
+    from convzoo.runtime.cpu_kernels import apply_cpu_kernels
+    from convzoo.runtime.device import autocast
 
     batch, size, amp = STEPS[name]
     x = torch.randn(batch, *size).contiguous(memory_format=torch.channels_last)

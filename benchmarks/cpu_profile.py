@@ -30,8 +30,8 @@ from torch.profiler import ProfilerActivity, profile
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, matmul_peak, write  # noqa: E402
 from convzoo import create_model  # noqa: E402
-from convzoo.train.cpu_kernels import apply_cpu_kernels  # noqa: E402
-from convzoo.train.device import autocast, cpu_auto_amp  # noqa: E402
+from convzoo.runtime.cpu_kernels import apply_cpu_kernels  # noqa: E402
+from convzoo.runtime.device import autocast, cpu_auto_amp  # noqa: E402
 
 CASES = {"lenet5_modern": (64, (1, 32, 32)), "resnet20": (128, (3, 32, 32))}
 

@@ -48,10 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import environment, matmul_peak, write  # noqa: E402
 from convzoo import create_model  # noqa: E402
 from convzoo.data.catalog import ArraySplit, DataSet, load_dataset  # noqa: E402
+from convzoo.runtime.cpu_kernels import prepare_cpu_inference  # noqa: E402
+from convzoo.runtime.device import autocast, choose_threads, load_average, set_threads  # noqa: E402
 from convzoo.train import fit, load_recipe  # noqa: E402
 from convzoo.train.config import TrainConfig, replace  # noqa: E402
-from convzoo.train.cpu_kernels import prepare_cpu_inference  # noqa: E402
-from convzoo.train.device import autocast, choose_threads, load_average, set_threads  # noqa: E402
 from convzoo.train.schedules import Schedule  # noqa: E402
 
 # (model, recipe, data, overrides): the recipes' own settings, shortened to a few epochs

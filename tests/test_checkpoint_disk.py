@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from convzoo.errors import ConvzooError, UserInputError
-from convzoo.train import checkpoint as ck
-from convzoo.train.lock import RunLock, holder_of
+from convzoo.runs import checkpoint as ck
+from convzoo.runs.lock import RunLock, holder_of
 
 
 def _model(value: float) -> nn.Module:
@@ -283,7 +283,7 @@ def test_other_hosts_and_fresh_empty_locks_are_respected(tmp_path):
 
 
 def test_a_lock_held_by_another_process_then_left_by_kill_9(tmp_path):
-    code = ("import sys, time; from convzoo.train.lock import RunLock; "
+    code = ("import sys, time; from convzoo.runs.lock import RunLock; "
             f"RunLock({str(tmp_path)!r}).acquire(); print('held', flush=True); time.sleep(60)")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from convzoo.cli import main
-from convzoo.train import checkpoint as ck
+from convzoo.runs import checkpoint as ck
 
 TRAIN = ["train", "lenet5_modern", "--data", "fake:1x28x28:32:2", "--epochs", "1",
          "--batch-size", "16", "--device", "cpu", "--quiet", "--set", "plots=false",
@@ -67,7 +67,7 @@ def test_unwritable_run_directory(tmp_path: Path, capsys, run_dir: Path,
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """A read-only file system, as the lock sees it (tests may run as root, whom chmod does
     not stop)."""
-    from convzoo.train import lock
+    from convzoo.runs import lock
 
     real = os.open
 
@@ -87,7 +87,7 @@ def test_unwritable_run_directory(tmp_path: Path, capsys, run_dir: Path,
 
 def test_eval_of_a_read_only_run_scores_it_and_says_what_it_skipped(
         run_dir: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
-    from convzoo.train import metrics
+    from convzoo.runs import metrics
 
     def refuse(*a, **kw):
         raise PermissionError(errno.EACCES, "Permission denied")

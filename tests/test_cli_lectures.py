@@ -10,8 +10,8 @@ import pytest
 from cli_run import run
 from convzoo.cli import main
 from convzoo.data.catalog import load_dataset
-from convzoo.train.source import load_source
-from convzoo.train.tta import method_probs
+from convzoo.evaluation.tta import method_probs
+from convzoo.runs.source import load_source
 
 DATA = "fake:1x28x28:96:4"
 
@@ -53,7 +53,7 @@ def test_eval_tta_reports_each_method(capsys, runs):
     # the ten-crop score is that of the mean of the ten views' softmaxes, image by image
     src = load_source(runs["a"])
     ds = load_dataset(DATA)
-    from convzoo.train.tta import tta_loader
+    from convzoo.evaluation.tta import tta_loader
 
     x, y = next(iter(tta_loader(ds.test, "ten-crop", src.input_size, src.mean, src.std,
                                 batch_size=64)))
@@ -86,7 +86,7 @@ def test_ensemble_of_a_run_and_itself_and_of_two_runs(capsys, runs):
     assert two["members"][0]["top1"] == same["members"][0]["top1"]
     # the ensemble's top-1 is that of the mean of the members' softmaxes (the data: the first
     # member's, drawn with its seed)
-    from convzoo.train.ensemble import member_probs
+    from convzoo.evaluation.ensemble import member_probs
 
     ds = load_dataset(DATA, seed=0)
     pa, y = member_probs(load_source(runs["a"]), ds.test)

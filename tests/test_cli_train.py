@@ -201,7 +201,7 @@ def test_config_refuses_a_malformed_input_size(value) -> None:
 
 def test_a_run_as_a_source(run_dir: Path) -> None:
     from convzoo.errors import UserInputError
-    from convzoo.train.source import load_source
+    from convzoo.runs.source import load_source
 
     src = load_source(str(run_dir))
     assert src.class_names == ["class0", "class1", "class2", "class3"]
@@ -275,7 +275,7 @@ def test_eval_reads_only_the_scored_split(tmp_path: Path, capsys: pytest.Capture
 
 def test_scoring_precision_follows_the_run() -> None:
     from convzoo import create_model
-    from convzoo.train.device import run_amp
+    from convzoo.runtime.device import run_amp
 
     model, size, cpu = create_model("lenet5"), (1, 32, 32), torch.device("cpu")
     ran = {"config": {"amp": "auto"}, "amp": "bfloat16", "device_type": "cpu"}

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from cli_run import run
 from convzoo.cli import main
-from convzoo.train.checkpoint import load_checkpoint
+from convzoo.runs.checkpoint import load_checkpoint
 
 SRC_DATA = "fake:1x28x28:160:4"
 NEW_DATA = "fake:1x28x28:120:3"

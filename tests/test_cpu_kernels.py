@@ -19,8 +19,7 @@ from convzoo import create_model
 from convzoo.layers import SqueezeExcite
 from convzoo.models.resnet import PadShortcut
 from convzoo.registry import list_models
-from convzoo.train.config import TrainConfig
-from convzoo.train.cpu_kernels import (
+from convzoo.runtime.cpu_kernels import (
     EvalMaxPool2d,
     FullExtentConv2d,
     LayoutAdaptiveAvgPool2d,
@@ -29,6 +28,7 @@ from convzoo.train.cpu_kernels import (
     apply_cpu_kernels,
     remove_cpu_kernels,
 )
+from convzoo.train.config import TrainConfig
 from convzoo.train.loop import fit
 
 RTOL, ATOL = 1e-4, 1e-5

@@ -8,8 +8,8 @@ from torch import nn
 
 from convzoo.data.catalog import fake
 from convzoo.errors import UserInputError
-from convzoo.train.ensemble import evaluate_ensemble
-from convzoo.train.source import Source
+from convzoo.evaluation.ensemble import evaluate_ensemble
+from convzoo.runs.source import Source
 
 
 class Small(nn.Module):

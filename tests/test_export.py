@@ -176,7 +176,7 @@ def _run_dir(tmp_path):
 
 
 def test_cli_exports_a_run_directory(tmp_path, capsys):
-    from convzoo.train.source import load_source
+    from convzoo.runs.source import load_source
 
     run = _run_dir(tmp_path)
     capsys.readouterr()

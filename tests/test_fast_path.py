@@ -15,12 +15,12 @@ import pytest
 import torch
 
 from convzoo import create_model
-from convzoo.train import device as dev
+from convzoo.evaluation.evaluate import evaluate
+from convzoo.runs.checkpoint import load_checkpoint
+from convzoo.runtime import device as dev
 from convzoo.train import run as run_module
 from convzoo.train import schedules
-from convzoo.train.checkpoint import load_checkpoint
 from convzoo.train.config import TrainConfig
-from convzoo.train.evaluate import evaluate
 from convzoo.train.loop import fit
 
 RTOL, ATOL = 1e-4, 1e-5

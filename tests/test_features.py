@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import convzoo
-from convzoo.train.features import extract, linear_probe
+from convzoo.evaluation.features import extract, linear_probe
 
 
 def _batches(n: int = 6, size=(1, 32, 32)):

@@ -19,7 +19,7 @@ from convzoo import create_model
 from convzoo.data.images import BadImageError, read_image
 from convzoo.data.safe_pickle import safe_load
 from convzoo.errors import ConvzooError
-from convzoo.train import checkpoint as ck
+from convzoo.runs import checkpoint as ck
 
 FUZZ = settings(max_examples=150, deadline=None,
                 suppress_health_check=[HealthCheck.function_scoped_fixture,

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 from convzoo.cli import main
-from convzoo.train import checkpoint as ck
+from convzoo.runs import checkpoint as ck
 from convzoo.train.run import read_steps
 
 ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--epochs", "3", "--batch-size", "16",

@@ -23,7 +23,7 @@ from convzoo.data.images import BadImageError, peek_image, read_image
 from convzoo.data.readers import _read_cifar_file
 from convzoo.data.safe_pickle import UnsafePickleError, safe_load
 from convzoo.errors import ConvzooError, UserInputError
-from convzoo.train import checkpoint as ck
+from convzoo.runs import checkpoint as ck
 
 NON_UTF8 = b"caf\xe9.png"  # Latin-1 bytes: not a valid UTF-8 name
 

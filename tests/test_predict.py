@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from convzoo.cli import main
-from convzoo.train.source import load_source
+from convzoo.runs.source import load_source
 
 CATS = {"tabby", "tiger cat", "Egyptian cat", "Persian cat", "Siamese cat", "lynx"}
 COFFEE = {"espresso", "cup", "coffee mug", "eggnog", "consomme"}

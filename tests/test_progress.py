@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from convzoo.train.progress import Progress, plain_line
+from convzoo.runtime.progress import Progress, plain_line
 
 
 class Clock:

@@ -117,7 +117,7 @@ def test_stopped_at_any_step_and_resumed_is_the_same_run(small: str, reference: 
 
 def test_saves_every_n_steps_inside_the_epoch(small: str, tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    from convzoo.train import checkpoint as ck
+    from convzoo.runs import checkpoint as ck
 
     steps = []
     real = ck.save_checkpoint
@@ -196,8 +196,8 @@ DDP_SCRIPT = """
 import sys
 from convzoo.train.config import TrainConfig
 from convzoo.train.run import Run
-from convzoo.train import distributed as dd
-from convzoo.train.device import resolve_device
+from convzoo.runtime import distributed as dd
+from convzoo.runtime.device import resolve_device
 
 
 def run(out, stop, resume):

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from convzoo.cli import main
-from convzoo.train import checkpoint as ck
+from convzoo.runs import checkpoint as ck
 
 DATA = ["--data", "fake:1x28x28:32:2", "--batch-size", "16", "--device", "cpu", "--quiet",
         "--set", "plots=false", "--set", "tensorboard=false", "--no-report"]

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from convzoo.cli import main
-from convzoo.train import checkpoint as ck
+from convzoo.runs import checkpoint as ck
+from convzoo.runtime.signals import StopOnSignal, TrainingInterrupted
 from convzoo.train.run import Run, read_steps
-from convzoo.train.signals import StopOnSignal, TrainingInterrupted
 
 ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--epochs", "2", "--batch-size", "16",
         "--device", "cpu", "--save-minutes", "0", "--quiet",

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from convzoo.train import distributed as dd
-from convzoo.train.checkpoint_eval import evaluate_checkpoint
+from convzoo.evaluation.checkpoint_eval import evaluate_checkpoint
+from convzoo.runtime import distributed as dd
 
 dist = pytest.importorskip("torch.distributed")
 if not dist.is_available() or not dist.is_gloo_available():

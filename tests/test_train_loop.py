@@ -14,8 +14,8 @@ from torch import nn
 from convzoo import registry
 from convzoo.errors import UserInputError
 from convzoo.models.base import ClassifierHead, ConvNet, ModelOutput, pool_flatten
+from convzoo.runs.checkpoint import save_checkpoint
 from convzoo.train import TrainConfig, TrainingDiverged, fit, load_checkpoint, model_from_checkpoint
-from convzoo.train.checkpoint import save_checkpoint
 from convzoo.train.epoch import loss_fn
 from convzoo.train.init_from import init_from, vgg_paper_keys
 

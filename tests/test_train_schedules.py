@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from convzoo.errors import UserInputError
-from convzoo.train.checkpoint import join_state, split_state
+from convzoo.runs.checkpoint import join_state, split_state
 from convzoo.train.config import TrainConfig
 from convzoo.train.schedules import Schedule, make_optimizer
 

@@ -6,8 +6,7 @@ import torch
 from torch import nn
 
 from convzoo.errors import UserInputError
-from convzoo.models.vgg import VGG, Column, Conv
-from convzoo.train.tta import (
+from convzoo.evaluation.tta import (
     dense_model,
     evaluate_tta,
     method_probs,
@@ -16,6 +15,7 @@ from convzoo.train.tta import (
     pools_globally,
     ten_crops,
 )
+from convzoo.models.vgg import VGG, Column, Conv
 
 
 class TinyPooled(nn.Module):

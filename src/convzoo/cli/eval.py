@@ -69,8 +69,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def _plain(args: argparse.Namespace) -> int:
+    from ..evaluation.checkpoint_eval import evaluate_checkpoint
     from ..tables import Table
-    from ..train.checkpoint_eval import evaluate_checkpoint
 
     if args.out:
         output_file(f"{args.out}/confusion.png", "--out")
@@ -99,7 +99,7 @@ def _plain(args: argparse.Namespace) -> int:
 
 
 def _load(args: argparse.Namespace, source: str, device: Any) -> Any:
-    from ..train.source import load_source
+    from ..runs.source import load_source
 
     return load_source(source, args.weights, need_weights=True, prefer=args.which,
                        ema=not args.no_ema, device=device)
@@ -123,11 +123,11 @@ def _data_for(args: argparse.Namespace, src: Any) -> Any:
 
 
 def _methods(args: argparse.Namespace) -> int:
+    from ..evaluation.checkpoint_eval import _norm, match_classes, restrict
+    from ..evaluation.tta import compare_methods, parse_method
+    from ..runtime.device import resolve_device, run_amp
+    from ..runtime.progress import Progress
     from ..tables import Table
-    from ..train.checkpoint_eval import _norm, match_classes, restrict
-    from ..train.device import resolve_device, run_amp
-    from ..train.progress import Progress
-    from ..train.tta import compare_methods, parse_method
 
     methods = ["none", *dict.fromkeys(str(parse_method(m)) for m in (args.tta or ()))]
     if args.tta_flip and "flip" not in methods:
@@ -190,9 +190,9 @@ def _methods(args: argparse.Namespace) -> int:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
-    from ..train.device import resolve_amp, resolve_device
-    from ..train.ensemble import evaluate_ensemble
-    from ..train.tta import parse_method
+    from ..evaluation.ensemble import evaluate_ensemble
+    from ..evaluation.tta import parse_method
+    from ..runtime.device import resolve_amp, resolve_device
 
     if args.tta and len(args.tta) > 1:
         raise UserInputError("an ensemble is scored with one test-time method; give --tta once")

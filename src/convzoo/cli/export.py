@@ -59,7 +59,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def load_model(source: str, weights: str | None) -> tuple[nn.Module, Size | None]:
     """The model SOURCE names, on the CPU in eval mode, and the input size it was trained at
     (None: the model's own). The one place this command reads SOURCE."""
-    from ..train.source import load_source
+    from ..runs.source import load_source
 
     src = load_source(source, weights, device="cpu")
     if weights is None and src.checkpoint is None:

@@ -44,11 +44,11 @@ def cmd_features(args: argparse.Namespace) -> int:
 
     from ..data.catalog import load_dataset
     from ..data.loader import make_loader
+    from ..evaluation.features import extract
     from ..registry import create_model
+    from ..runs.source import load_source
+    from ..runtime.device import resolve_device
     from ..sizes import fill_channels
-    from ..train.device import resolve_device
-    from ..train.features import extract
-    from ..train.source import load_source
 
     output_file(args.out)
     src = load_source(args.source, args.weights)

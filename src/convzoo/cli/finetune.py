@@ -43,13 +43,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..data.augment import adaptation
     from ..data.catalog import load_dataset
+    from ..runs.checkpoint import load_checkpoint
+    from ..runs.source import load_source, new_head
+    from ..runtime.progress import Progress
     from ..sizes import fill_channels
     from ..train import freeze
-    from ..train.checkpoint import load_checkpoint
     from ..train.config import TrainConfig, replace
     from ..train.loop import fit
-    from ..train.progress import Progress
-    from ..train.source import load_source, new_head
 
     flags = field_values(args)
     progress = Progress(enabled=not args.quiet)

@@ -11,8 +11,8 @@ import torch
 
 from ..data.images import BadImageError, read_image
 from ..errors import UserInputError
-from ..train.device import resolve_device
-from ..train.source import Source, load_source
+from ..runs.source import Source, load_source
+from ..runtime.device import resolve_device
 from .common import SOURCE_HELP, emit, formatter
 
 TOP = 5

@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_report(args: argparse.Namespace) -> int:
     from ..errors import UserInputError
     from ..report import build_report
-    from ..train.device import resolve_device
+    from ..runtime.device import resolve_device
 
     if args.limit is not None and args.limit < 1:
         raise UserInputError(f"--limit must be at least 1, got {args.limit}")

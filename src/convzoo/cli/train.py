@@ -50,7 +50,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[st
     """(TrainConfig, run directory to resume or None, where each value came from, a note
     naming the settings taken): defaults < model defaults or recipe (or the resumed run's
     config) < flags < --set."""
-    from ..train.checkpoint import load_checkpoint
+    from ..runs.checkpoint import load_checkpoint
     from ..train.config import TrainConfig, parse_override
     from ..train.defaults import resolve_config
 
@@ -93,7 +93,7 @@ def write_report(summary: dict[str, Any], device: str = "cpu") -> None:
     """The run's HTML report beside its files; a run that cannot be reported says why."""
     from ..errors import ConvzooError
     from ..report import build_report
-    from ..train.distributed import is_main
+    from ..runtime.distributed import is_main
 
     if not is_main():  # under torchrun, rank 0 writes the run's files
         return
@@ -106,15 +106,15 @@ def write_report(summary: dict[str, Any], device: str = "cpu") -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from ..train.distributed import is_main
+    from ..runtime.distributed import is_main
+    from ..runtime.progress import Progress
     from ..train.loop import fit
-    from ..train.progress import Progress
 
     cfg, resume, sources, note = config_from_args(args)
     if is_main() and not args.quiet:
         emit(note)
     if args.threads:
-        from ..train.device import set_threads
+        from ..runtime.device import set_threads
 
         set_threads(args.threads)  # kept: the run does not choose its own count then
     summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet),

@@ -102,7 +102,7 @@ def cmd_activation_functions(args: argparse.Namespace) -> int:
 
 
 def cmd_filters(args: argparse.Namespace) -> int:
-    from ..train.source import load_source
+    from ..runs.source import load_source
     from ..viz.filters import draw_filters
 
     output_file(args.out)
@@ -118,7 +118,7 @@ def cmd_filters(args: argparse.Namespace) -> int:
 
 
 def cmd_activations(args: argparse.Namespace) -> int:
-    from ..train.source import load_source
+    from ..runs.source import load_source
     from ..viz.activations import draw_activations
 
     output_file(args.out)
@@ -155,9 +155,9 @@ def cmd_top_patches(args: argparse.Namespace) -> int:
 
     from ..data.catalog import ArraySplit, FolderSplit, load_dataset
     from ..errors import UserInputError
-    from ..train.device import resolve_device
-    from ..train.progress import Progress
-    from ..train.source import load_source
+    from ..runs.source import load_source
+    from ..runtime.device import resolve_device
+    from ..runtime.progress import Progress
     from ..viz.top_patches import draw_top_patches, scan_split
 
     positive(args.top, "--top")

@@ -118,7 +118,7 @@ def run_activations(
 def summary_history(run_dir: Path) -> list[dict[str, Any]]:
     import json
 
-    from ..train.checkpoint import META
+    from ..runs.checkpoint import META
 
     meta = json.loads((run_dir / "last" / META).read_text())
     return meta["history"]

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..train.progress import Progress
+from ..runtime.progress import Progress
 
 
 class LossRecorder(Progress):
@@ -81,7 +81,7 @@ def fresh(run_dir: Path) -> None:
     """An arm's training run is the experiment's own output: a rerun replaces it."""
     import shutil
 
-    from ..train.checkpoint import META
+    from ..runs.checkpoint import META
 
     if (run_dir / "last" / META).exists():
         shutil.rmtree(run_dir)

@@ -55,12 +55,12 @@ def run_transfer(
     log=print,
 ) -> dict[str, Any]:
     from ..data.loader import make_loader
+    from ..evaluation.features import extract, linear_probe
     from ..registry import create_model
+    from ..runs.source import load_source, new_head
+    from ..runtime.progress import Progress
     from ..train.config import TrainConfig
-    from ..train.features import extract, linear_probe
     from ..train.loop import fit, resolve_device
-    from ..train.progress import Progress
-    from ..train.source import load_source, new_head
 
     if not isinstance(data.train, ArraySplit):
         raise UserInputError("the transfer experiment needs a data set held in memory")

@@ -138,7 +138,7 @@ def recalibrate_bn(model: nn.Module, batches: Any,
 def _score(model: nn.Module, split: ArraySplit, cfg: Any, dev: torch.device,
            num_classes: int) -> Any:
     from ..data.loader import make_loader
-    from ..train.evaluate import evaluate
+    from ..evaluation.evaluate import evaluate
 
     batches = make_loader(split, batch_size=max(cfg.batch_size, 64), train=False, device=dev,
                           input_size=cfg.input_size, mean=cfg.mean, std=cfg.std, augment=None,
@@ -165,11 +165,11 @@ def run_transfer_depth(
     images, None: all) keep a CPU run short; `input_size` (C, H, W) overrides the source's.
     `recalibrate`: re-estimate the retrained batch norms' statistics on the training images
     before scoring (see the module docstring)."""
+    from ..runs.source import load_source, new_head
+    from ..runtime.device import resolve_device
+    from ..runtime.progress import Progress
     from ..train.config import TrainConfig
-    from ..train.device import resolve_device
     from ..train.loop import fit
-    from ..train.progress import Progress
-    from ..train.source import load_source, new_head
 
     if not datasets:
         raise UserInputError("give at least one data set")

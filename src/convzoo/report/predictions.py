@@ -77,8 +77,8 @@ def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
     """Softmax outputs of the run's model on (the first `limit` images of) its test split."""
     from ..data.catalog import ArraySplit, FolderSplit, load_dataset
     from ..data.loader import make_loader
-    from ..train.checkpoint import model_from_checkpoint
-    from ..train.evaluate import split_output
+    from ..evaluation.evaluate import split_output
+    from ..runs.checkpoint import model_from_checkpoint
 
     if run.checkpoint is None:
         raise UserInputError(f"{run.path} has no checkpoint: the report needs last/ or best/ "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from ..train.checkpoint import Checkpoint, load_checkpoint
+from ..runs.checkpoint import Checkpoint, load_checkpoint
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Training: a typed config, recipes, the loop, schedules, checkpoints that resume exactly."""
 
-from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
+from ..runs.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig, load_recipe, recipe_names
 from .init_from import init_from
 from .loop import EvalResult, TrainingDiverged, evaluate, fit, train_one_epoch

@@ -21,11 +21,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConvzooError
-from . import distributed as dd
+from ..evaluation.evaluate import split_output
+from ..runtime import distributed as dd
+from ..runtime.device import autocast
+from ..runtime.progress import Progress
 from .config import TrainConfig
-from .device import autocast
-from .evaluate import split_output
-from .progress import Progress
 from .schedules import Schedule
 
 
@@ -191,7 +191,7 @@ def warm_up(net: nn.Module, model: nn.Module, cfg: TrainConfig, input_size: tupl
 
     Returns the seconds it took, which a run reports apart from its training time.
     """
-    from .checkpoint import rng_state, set_rng_state
+    from ..runs.checkpoint import rng_state, set_rng_state
 
     saved = {k: v.clone() for k, v in model.state_dict().items()}
     rng = rng_state()

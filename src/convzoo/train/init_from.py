@@ -44,8 +44,8 @@ def _is_vgg(model: nn.Module) -> bool:
 
 def _read_source(source: str) -> tuple[dict[str, torch.Tensor], str | None]:
     """Tensors and (when a convzoo checkpoint) the model name they belong to."""
+    from ..runs.checkpoint import META, load_checkpoint
     from ..weights import read_state_dict
-    from .checkpoint import META, load_checkpoint
 
     p = Path(source)
     if p.is_dir() or p.name == META or (p.parent / META).is_file():

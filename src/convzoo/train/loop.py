@@ -30,14 +30,14 @@ from typing import Any
 
 from torch import nn
 
-from . import distributed as dd
+from ..evaluation.evaluate import EvalResult, evaluate
+from ..runtime import distributed as dd
+from ..runtime.device import autocast, device_name, resolve_amp, resolve_device
+from ..runtime.progress import Progress
+from ..runtime.signals import StopOnSignal, TrainingInterrupted
 from .config import TrainConfig
-from .device import autocast, device_name, resolve_amp, resolve_device
 from .epoch import RunState, TrainingDiverged, loss_fn, train_one_epoch
-from .evaluate import EvalResult, evaluate
-from .progress import Progress
 from .run import Run, build_model, loader, model_input_size
-from .signals import StopOnSignal, TrainingInterrupted
 
 __all__ = [
     "EvalResult", "Run", "RunState", "TrainingDiverged", "autocast", "build_model",

@@ -37,12 +37,13 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..sizes import Size, fill_channels
-from . import checkpoint as ck
-from . import distributed as dd
-from .config import TrainConfig
-from .cpu_kernels import apply_cpu_kernels, remove_cpu_kernels
-from .device import (
+from ..evaluation.evaluate import EvalResult, evaluate
+from ..runs import checkpoint as ck
+from ..runs.lock import RunLock
+from ..runs.metrics import RunLog, write_json
+from ..runtime import distributed as dd
+from ..runtime.cpu_kernels import apply_cpu_kernels, remove_cpu_kernels
+from ..runtime.device import (
     amp_name,
     cpu_auto_amp,
     cpu_fast_path_line,
@@ -52,13 +53,12 @@ from .device import (
     resolve_channels_last,
     resolve_device,
 )
+from ..runtime.progress import Progress
+from ..runtime.signals import StopOnSignal, TrainingInterrupted, signal_name
+from ..sizes import Size, fill_channels
+from .config import TrainConfig
 from .epoch import EpochTally, RunState, TrainingDiverged, check_finite, train_one_epoch, warm_up
-from .evaluate import EvalResult, evaluate
-from .lock import RunLock
-from .metrics import RunLog, write_json
-from .progress import Progress
 from .schedules import Schedule, make_optimizer, step_name
-from .signals import StopOnSignal, TrainingInterrupted, signal_name
 
 EVAL_BATCH = 256  # evaluation needs no gradients: larger batches, fewer steps
 #: Settings a resumed run may change: how long it goes on, where and how fast it runs, what it
@@ -288,7 +288,7 @@ class Run:
     def _resume_threads(self, choice: Any) -> Any:
         """A resumed CPU run takes the thread count the run had, unless the user set one: the
         count decides how reductions are split, so the same count gives the same bits."""
-        from . import device as dv
+        from ..runtime import device as dv
 
         saved = self.ckpt.meta.get("cpu_threads") if self.ckpt is not None else None
         if (not isinstance(saved, int) or isinstance(saved, bool) or saved < 1

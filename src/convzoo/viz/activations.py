@@ -44,7 +44,7 @@ def image_input(model: nn.Module, image: str | Path,
     """The image as the model sees it: `preprocess` (a source's: a run's, or the one its
     weights declare), else an ImageNet-style centre crop at the model's default input size."""
     from ..data.images import BadImageError, read_image
-    from ..train.source import default_preprocess
+    from ..runs.source import default_preprocess
 
     prep = preprocess or default_preprocess(model)
     try:

@@ -22,7 +22,7 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import UserInputError
-from .checkpoint import pid_alive
+from .disk import pid_alive
 
 LOCK_NAME = ".lock"
 #: A lock file still empty after this long was left by a process killed while creating it.

@@ -36,11 +36,8 @@ import json
 import logging
 import os
 import platform
-import random
-import re
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +45,22 @@ from typing import Any
 import torch
 
 from ..errors import ConvzooError, UserInputError
+from .disk import (  # noqa: F401  (tests replace _write_bytes here)
+    PREV,
+    _fsync_dir,
+    _remove,
+    _swap_in,
+    _write_bytes,
+    clean_leftovers,
+    pid_alive,
+)
+from .state import (  # noqa: F401
+    Generators,
+    join_state,
+    rng_state,
+    set_rng_state,
+    split_state,
+)
 
 log = logging.getLogger("convzoo.train")
 
@@ -55,121 +68,8 @@ FORMAT = "convzoo.checkpoint"
 #: 2 added the file digests and the extra (mid-epoch) state; version 1 checkpoints still load.
 VERSION = 2
 META = "checkpoint.json"
-PREV = ".prev"
-#: Directories a save leaves while it runs: `.NAME.tmp-PID` and `.NAME.prev.del-PID`.
-_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?:tmp|del)-(?P<pid>\d+)$")
 #: The checkpoint names a run directory holds.
 RUN_CHECKPOINTS = ("last", "best")
-
-
-# ---- nested state <-> (JSON, flat tensors) -------------------------------------------------
-
-def split_state(obj: Any, prefix: str, tensors: dict[str, torch.Tensor]) -> Any:
-    """A JSON-able copy of `obj` whose tensors are moved into `tensors` under dotted names."""
-    if isinstance(obj, torch.Tensor):
-        key = prefix.rstrip(".")
-        tensors[key] = obj.detach().to("cpu", copy=True).contiguous()
-        return {"__tensor__": key}
-    if isinstance(obj, dict):
-        if all(isinstance(k, str) for k in obj):
-            return {k: split_state(v, f"{prefix}{k}.", tensors) for k, v in obj.items()}
-        return {"__items__": [[k, split_state(v, f"{prefix}{k}.", tensors)]
-                              for k, v in obj.items()]}
-    if isinstance(obj, tuple):
-        return {"__tuple__": [split_state(v, f"{prefix}{i}.", tensors)
-                              for i, v in enumerate(obj)]}
-    if isinstance(obj, list):
-        return [split_state(v, f"{prefix}{i}.", tensors) for i, v in enumerate(obj)]
-    if obj is None or isinstance(obj, bool | int | float | str):
-        return obj
-    raise TypeError(f"cannot store {type(obj).__name__} at {prefix.rstrip('.')!r} in a checkpoint")
-
-
-def join_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
-    """The inverse of `split_state`."""
-    if isinstance(obj, dict):
-        if "__tensor__" in obj:
-            return tensors[obj["__tensor__"]]
-        if "__items__" in obj:
-            return {k: join_state(v, tensors) for k, v in obj["__items__"]}
-        if "__tuple__" in obj:
-            return tuple(join_state(v, tensors) for v in obj["__tuple__"])
-        return {k: join_state(v, tensors) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [join_state(v, tensors) for v in obj]
-    return obj
-
-
-# ---- RNG states ----------------------------------------------------------------------------
-
-Generators = Mapping[str, Any]  # name -> torch.Generator | numpy Generator | random.Random
-
-
-def _generator_state(g: Any) -> dict[str, Any]:
-    if isinstance(g, torch.Generator):
-        return {"kind": "torch", "state": g.get_state()}
-    if isinstance(g, random.Random):
-        return {"kind": "python", "state": g.getstate()}
-    import numpy as np
-
-    if isinstance(g, np.random.Generator):
-        # PCG64's state is a dict of (big) ints, which JSON holds exactly
-        return {"kind": "numpy", "state": g.bit_generator.state}
-    raise TypeError(f"cannot save the state of a {type(g).__name__} (give torch.Generator, "
-                    "numpy.random.Generator or random.Random)")
-
-
-def _set_generator_state(g: Any, saved: dict[str, Any]) -> None:
-    kind, state = saved["kind"], saved["state"]
-    if kind == "torch":
-        g.set_state(state)
-    elif kind == "python":
-        g.setstate((state[0], tuple(state[1]), state[2]))
-    elif kind == "numpy":
-        g.bit_generator.state = state
-    else:
-        raise ValueError(f"unknown generator kind {kind!r}")
-
-
-def rng_state(generators: Generators | None = None) -> dict[str, Any]:
-    """Every global RNG's state (Python, numpy, torch CPU, CUDA once initialised), and that of
-    each generator in `generators` (a loader's, say) under its name."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = list(torch.cuda.get_rng_state_all())
-    try:
-        import numpy as np
-
-        name, keys, pos, has_gauss, cached = np.random.get_state()
-        state["numpy"] = (name, torch.from_numpy(keys.astype("int64")), int(pos),
-                          int(has_gauss), float(cached))
-    except ImportError:
-        pass
-    if generators:
-        state["generators"] = {k: _generator_state(g) for k, g in generators.items()}
-    return state
-
-
-def set_rng_state(state: dict[str, Any], generators: Generators | None = None) -> None:
-    """Put back what `rng_state` returned; each generator in `generators` gets the state saved
-    under its name (a name the state lacks is an error: resuming would not be exact)."""
-    torch.set_rng_state(state["torch"])
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        cuda = state["cuda"]
-        if len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
-    if "numpy" in state:
-        import numpy as np
-
-        name, keys, pos, has_gauss, cached = state["numpy"]
-        np.random.set_state((name, keys.numpy().astype("uint32"), pos, has_gauss, cached))
-    saved = state.get("generators", {})
-    for k, g in (generators or {}).items():
-        if k not in saved:
-            raise KeyError(f"no state saved for generator {k!r} (saved: {sorted(saved)})")
-        _set_generator_state(g, saved[k])
 
 
 def versions() -> dict[str, str]:
@@ -185,72 +85,6 @@ def versions() -> dict[str, str]:
 
 # ---- the file system -----------------------------------------------------------------------
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write and fsync one file (the single place a save writes bytes; tests replace it)."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(path: Path) -> None:
-    """Make a directory's entries (new names, renames) durable."""
-    try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # some file systems cannot fsync a directory; the rename still holds
-        pass
-    finally:
-        os.close(fd)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this machine (a zombie counts as gone)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    except OSError:
-        return False
-    try:  # a killed child its parent has not reaped yet is a zombie: dead for our purposes
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _remove(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
-
-
-def clean_leftovers(folder: str | Path) -> list[Path]:
-    """Remove the temporary directories killed saves left in `folder` (only those whose
-    process is gone, or is this one); return what was removed."""
-    folder = Path(folder)
-    removed = []
-    try:
-        entries = list(folder.iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        m = _LEFTOVER.match(p.name)
-        if m is None or not p.is_dir():
-            continue
-        pid = int(m["pid"])
-        if pid == os.getpid() or not pid_alive(pid):
-            _remove(p)
-            removed.append(p)
-            log.info("removed %s, left by an interrupted save", p)
-    return removed
-
-
 def holds_run(folder: str | Path) -> bool:
     """Whether `folder` holds a checkpoint of a run: `last` or `best`, or what a kill in the
     middle of a swap leaves of them (`last.prev`, the older `.last.old`)."""
@@ -264,29 +98,6 @@ def holds_run(folder: str | Path) -> bool:
 
 def _candidates(folder: Path, name: str) -> tuple[Path, ...]:
     return folder / name, folder / f"{name}{PREV}", folder / f".{name}.old"
-
-
-def _swap_in(tmp: Path, final: Path) -> None:
-    """Put the finished directory `tmp` at `final`; the old `final` becomes `final.prev`.
-
-    There is a valid checkpoint at `final` or `final.prev` at every moment."""
-    prev = final.with_name(final.name + PREV)
-    trash = final.with_name(f".{final.name}{PREV}.del-{os.getpid()}")
-    if trash.exists():
-        _remove(trash)
-    moved = False
-    if final.exists():
-        if prev.exists():
-            os.replace(prev, trash)  # `final` is still in place
-            moved = True
-        os.replace(final, prev)  # from here until the next line only `prev` is valid
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-    if moved:
-        _remove(trash)
-    old = final.with_name(f".{final.name}.old")  # what older versions left mid-swap
-    if old.exists():
-        _remove(old)
 
 
 def _disk_error(e: OSError, path: Path) -> ConvzooError:

@@ -323,7 +323,7 @@ def evaluate_tta(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.T
                  logit_index: torch.Tensor | None = None) -> EvalResult:
     """Top-1/top-5 accuracy (and loss, per-class accuracy, confusion) of `model` under a
     test-time method, over batches at their full size (see `tta_loader`)."""
-    from .device import autocast
+    from ..runtime.device import autocast
 
     m = parse_method(method)
     device = torch.device(device)

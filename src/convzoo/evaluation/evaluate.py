@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import distributed as dd
-from .device import autocast
+from ..runtime import distributed as dd
+from ..runtime.device import autocast
 
 
 def split_output(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:

@@ -57,10 +57,10 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
     `data` (default: the data set it trained on), in the precision the run evaluated in."""
     from ..data.catalog import load_dataset
     from ..data.loader import make_loader
-    from .device import resolve_device, run_amp
+    from ..runs.metrics import plot_confusion
+    from ..runs.source import load_source
+    from ..runtime.device import resolve_device, run_amp
     from .evaluate import evaluate
-    from .metrics import plot_confusion
-    from .source import load_source
 
     dev = resolve_device(device)
     src = load_source(source, runs_only=True, prefer=which, ema=ema, device=dev)

@@ -66,7 +66,7 @@ class StopOnSignal:
         if self.signum is not None:
             _say(f"convzoo: second {signal_name(signum)}: exiting now (the last checkpoint on "
                  "disk stays valid)\n")
-            from .lock import _release_all
+            from ..runs.lock import _release_all
 
             _release_all()
             os._exit(128 + signum)

@@ -74,7 +74,7 @@ def member_probs(member: Any, split: Any, *, method: str = "none", batch_size: i
                  amp: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(N x K class probabilities, N labels), on the CPU, of one member over a split, the
     images adapted to the member's input size and normalisation."""
-    from .device import autocast
+    from ..runtime.device import autocast
     from .tta import dense_model, method_probs
 
     m = parse_method(method)
