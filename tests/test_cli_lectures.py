@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from cli_run import run
 from convzoo.cli import main
@@ -53,10 +54,11 @@ def test_eval_tta_reports_each_method(capsys, runs):
     # the ten-crop score is that of the mean of the ten views' softmaxes, image by image
     src = load_source(runs["a"])
     ds = load_dataset(DATA)
-    from convzoo.evaluation.tta import tta_loader
+    from convzoo.evaluation.score import plan_for
+    from convzoo.evaluation.tta import parse_method
 
-    x, y = next(iter(tta_loader(ds.test, "ten-crop", src.input_size, src.mean, src.std,
-                                batch_size=64)))
+    plan = plan_for(src, ds, device=torch.device("cpu"))
+    x, y = next(iter(plan.loader(ds.test, 64, parse_method("ten-crop"))))
     p = method_probs(src.model, x, "ten-crop", 32)
     assert x.shape[-1] == 37 and p.shape == (19, 4)
     assert res["methods"][1]["top1"] == pytest.approx(float((p.argmax(1) == y).float().mean()))

@@ -40,7 +40,7 @@ def test_two_identical_members_equal_each(data):
     a = Small(0)
     res = evaluate_ensemble([member(a, "a", data.classes),
                              member(copy.deepcopy(a), "a2", data.classes)],
-                            data.test, data.classes)
+                            data.test, data)
     assert res.ensemble.top1 == res.members[0].top1 == res.members[1].top1
     assert res.ensemble.top5 == res.members[0].top5
     assert res.ensemble.loss == pytest.approx(res.members[0].loss, rel=1e-6)
@@ -52,7 +52,7 @@ def test_different_members_average_their_softmaxes(data):
     # the second member normalises differently: each sees the images as its weights expect
     res = evaluate_ensemble([member(a, "a", data.classes),
                              member(b, "b", data.classes, mean=(0.4,), std=(0.3,))],
-                            data.test, data.classes)
+                            data.test, data)
     x = data.test.images.float() / 255
     y = data.test.labels
     with torch.no_grad():
@@ -74,6 +74,6 @@ def test_members_must_share_the_classes(data):
     other = [*data.classes[:-1], "something else"]
     with pytest.raises(UserInputError, match="share the class names"):
         evaluate_ensemble([member(Small(0), "a", data.classes), member(Small(1), "b", other)],
-                          data.test, data.classes)
+                          data.test, data)
     with pytest.raises(UserInputError, match="another order"):
-        evaluate_ensemble([member(Small(0), "a", data.classes[::-1])], data.test, data.classes)
+        evaluate_ensemble([member(Small(0), "a", data.classes[::-1])], data.test, data)

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from convzoo import create_model
-from convzoo.evaluation.evaluate import evaluate
+from convzoo.evaluation.score import evaluate
 from convzoo.runs.checkpoint import load_checkpoint
 from convzoo.runtime import device as dev
 from convzoo.train import run as run_module

@@ -6,9 +6,9 @@ import torch
 from torch import nn
 
 from convzoo.errors import UserInputError
+from convzoo.evaluation.score import score_batches
 from convzoo.evaluation.tta import (
     dense_model,
-    evaluate_tta,
     method_probs,
     multiscale_views,
     parse_method,
@@ -122,7 +122,7 @@ def test_evaluate_tta_counts():
     model = TinyPooled(k=3).eval()
     x = torch.randn(6, 3, 10, 10)
     y = torch.tensor([0, 1, 2, 0, 1, 2])
-    res = evaluate_tta(model, [(x[:4], y[:4]), (x[4:], y[4:])], 3, "flip", crop=8)
+    res = score_batches(model, [(x[:4], y[:4]), (x[4:], y[4:])], 3, "flip", crop=8)
     p = method_probs(model, x, "flip", 8)
     assert res.n == 6
     assert res.top1 == pytest.approx(float((p.argmax(1) == y).float().mean()))

@@ -95,7 +95,7 @@ def _plain(args: argparse.Namespace) -> int:
     return 0
 
 
-# ---------------------------------------------------------------- shared: sources and data
+# ---------------------------------------------------------------- shared: sources
 
 
 def _load(args: argparse.Namespace, source: str, device: Any) -> Any:
@@ -105,27 +105,14 @@ def _load(args: argparse.Namespace, source: str, device: Any) -> Any:
                        ema=not args.no_ema, device=device)
 
 
-def _data_for(args: argparse.Namespace, src: Any) -> Any:
-    """The data set to score on: --data, else the one the (first) run trained on."""
-    from ..data.catalog import load_dataset
-
-    cfg = src.meta.get("config", {})
-    name = args.data or src.meta.get("data")
-    if not name:
-        raise UserInputError(f"which data set? {src.description} does not say what it was "
-                             "trained on: add --data NAME")
-    # a held-out split (digits, lfw) depends on the seed: the run's, so its test set is its own
-    return load_dataset(name, args.data_dir or (cfg.get("data_dir") if not args.data else None),
-                        seed=cfg.get("seed", 0))
-
-
 # ---------------------------------------------------------------- test-time methods
 
 
 def _methods(args: argparse.Namespace) -> int:
-    from ..evaluation.checkpoint_eval import _norm, match_classes, restrict
-    from ..evaluation.tta import compare_methods, parse_method
-    from ..runtime.device import resolve_device, run_amp
+    from ..evaluation.checkpoint_eval import load_data_for
+    from ..evaluation.score import plan_for, score
+    from ..evaluation.tta import parse_method
+    from ..runtime.device import resolve_device
     from ..runtime.progress import Progress
     from ..tables import Table
 
@@ -135,39 +122,22 @@ def _methods(args: argparse.Namespace) -> int:
     methods = list(dict.fromkeys(methods))
     dev = resolve_device(args.device)
     src = _load(args, args.sources[0], dev)
-    ds = _data_for(args, src)
+    ds, own = load_data_for(src, args.data, args.data_dir)
     split = ds.test if args.split == "test" else ds.train
-    names, index, note = list(ds.classes), None, None
-    model_names = src.class_names
-    if model_names is None:
-        n = getattr(src.model, "num_classes", None)
-        if n != len(ds.classes):
-            raise UserInputError(f"{src.description} predicts {n} classes without names; "
-                                 f"{ds.name} has {len(ds.classes)}")
-    elif [_norm(c) for c in model_names] != [_norm(c) for c in ds.classes]:
-        import torch
-
-        keep, to_model = match_classes(list(model_names), list(ds.classes))
-        split = restrict(split, keep)
-        names = [ds.classes[k] for k in keep]
-        index = torch.tensor(to_model)
-        note = (f"classes matched by name: {len(keep)} of the data's {len(ds.classes)} and "
-                f"the model's {len(model_names)}")
-    model = src.model
-    size = tuple(src.input_size or model.default_input_size)
-    mean = src.mean if src.mean is not None else ds.mean
-    std = src.std if src.std is not None else ds.std
-    amp = run_amp(src.meta, dev, model, size)
-    results = compare_methods(model, split, methods, num_classes=len(names), input_size=size,
-                              mean=mean, std=std, batch_size=args.batch_size, device=dev,
-                              amp=amp, logit_index=index,
-                              progress=Progress(enabled=args.format != "json"))
+    plan = plan_for(src, ds, device=dev, method="none", data_is_own=own)
+    progress = Progress(enabled=args.format != "json")
+    results = [(parse_method(m), score(plan, split, batch_size=args.batch_size, method=m,
+                                       progress=progress)) for m in methods]
+    names = plan.classes.names
+    size = plan.input_size
+    model = plan.model
     base = results[0][1]
     out = {"source": src.description, "model": getattr(model, "model_name", None),
            "data": ds.name, "split": args.split, "n": base.n, "input_size": list(size),
            "methods": [{"method": str(m), "views": m.views(),
                         **{k: v for k, v in r.to_dict(names).items() if k != "per_class"}}
                        for m, r in results]}
+    note = "; ".join(n for n in plan.notes if "scored with flip" not in n) or None
     if note:
         out["note"] = note
     if args.format == "json":
@@ -190,21 +160,21 @@ def _methods(args: argparse.Namespace) -> int:
 
 
 def _ensemble(args: argparse.Namespace) -> int:
+    from ..evaluation.checkpoint_eval import load_data_for
     from ..evaluation.ensemble import evaluate_ensemble
     from ..evaluation.tta import parse_method
-    from ..runtime.device import resolve_amp, resolve_device
+    from ..runtime.device import resolve_device
 
     if args.tta and len(args.tta) > 1:
         raise UserInputError("an ensemble is scored with one test-time method; give --tta once")
     method = str(parse_method(args.tta[0])) if args.tta else ("flip" if args.tta_flip
-                                                              else "none")
+                                                              else None)
     dev = resolve_device(args.device)
     members = [_load(args, s, dev) for s in args.sources]
-    ds = _data_for(args, members[0])
+    ds, own = load_data_for(members[0], args.data, args.data_dir)
     split = ds.test if args.split == "test" else ds.train
-    res = evaluate_ensemble(members, split, ds.classes, method=method,
-                            batch_size=args.batch_size, device=dev,
-                            amp=resolve_amp("auto", dev))
+    res = evaluate_ensemble(members, split, ds, method=method, batch_size=args.batch_size,
+                            device=dev, data_is_own=own)
     if args.format == "json":
         emit(json.dumps({"data": ds.name, "split": args.split, **res.to_dict()}))
         return 0

@@ -17,8 +17,7 @@ import torch
 
 from ..errors import UserInputError
 from ..tables import Table
-from .evaluate import EvalResult
-from .tta import Tally, parse_method, tta_loader
+from .score import EvalResult, mean_of_probs, plan_for, predictions, tally_of
 
 
 @dataclass
@@ -68,61 +67,69 @@ def check_classes(members: Sequence[Any], classes: Sequence[str]) -> None:
                                  "share the class names")
 
 
-@torch.no_grad()
-def member_probs(member: Any, split: Any, *, method: str = "none", batch_size: int = 256,
-                 device: torch.device | str = "cpu",
-                 amp: torch.dtype | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(N x K class probabilities, N labels), on the CPU, of one member over a split, the
-    images adapted to the member's input size and normalisation."""
-    from ..runtime.device import autocast
-    from .tta import dense_model, method_probs
-
-    m = parse_method(method)
-    model = member.model.to(device).eval()
-    size = tuple(member.input_size or model.default_input_size)
-    mean = member.mean if member.mean is not None else (0.5,) * size[0]
-    std = member.std if member.std is not None else (0.5,) * size[0]
-    batches = tta_loader(split, m, size, mean, std, batch_size=batch_size, device=device)
-    dense = dense_model(model) if m.kind == "dense" else None
-    probs, labels = [], []
-    for x, y in batches:
-        with autocast(torch.device(device), amp):
-            probs.append(method_probs(model, x, m, size[1:], dense).float().cpu())
-        labels.append(y.cpu())
-    if not probs:
-        raise UserInputError("the split has no images to evaluate")
-    return torch.cat(probs), torch.cat(labels)
+def member_logprobs(member: Any, split: Any, ds: Any, *, method: str | None = None,
+                    batch_size: int = 256, device: torch.device | str = "cpu",
+                    data_is_own: bool = True) -> tuple[EvalResult, torch.Tensor, torch.Tensor]:
+    """(the member's own result, N x K log-probabilities, N labels) over `split` of the data set
+    `ds`, scored exactly as `convzoo eval` scores it alone (`score.plan_for`)."""
+    plan = plan_for(member, ds, device=torch.device(device), method=method,
+                    data_is_own=data_is_own)
+    res, batches = predictions(plan, split, batch_size=batch_size)
+    return res, torch.cat([p for p, _ in batches]), torch.cat([y for _, y in batches])
 
 
-def evaluate_ensemble(members: Sequence[Any], split: Any, classes: Sequence[str], *,
-                      method: str = "none", batch_size: int = 256,
+def member_probs(member: Any, split: Any, ds: Any = None, **kw: Any) -> tuple[torch.Tensor,
+                                                                             torch.Tensor]:
+    """(N x K class probabilities, N labels) of one member over a split (see
+    `member_logprobs`); `ds` defaults to a data set with the split's classes and statistics
+    that the member's checkpoint records."""
+    if ds is None:
+        ds = _bare_dataset(member, split)
+    _, logp, y = member_logprobs(member, split, ds, **kw)
+    return logp.exp(), y
+
+
+def _bare_dataset(member: Any, split: Any) -> Any:
+    from types import SimpleNamespace
+
+    names = member.class_names or [str(i) for i in range(member.model.num_classes)]
+    return SimpleNamespace(name="data", classes=names, test=split, mean=member.mean,
+                           std=member.std)
+
+
+def evaluate_ensemble(members: Sequence[Any], split: Any, ds: Any, *,
+                      method: str | None = None, batch_size: int = 256,
                       device: torch.device | str = "cpu",
-                      amp: torch.dtype | None = None) -> EnsembleResult:
-    """Each member's top-1/top-5 on `split` and the ensemble's (the mean of their softmaxes).
+                      data_is_own: bool = True) -> EnsembleResult:
+    """Each member's top-1/top-5 on `split` of the data set `ds` and the ensemble's (the mean
+    of their softmaxes).
 
-    `members`: loaded sources (`train.source.load_source`): anything with `.model`,
-    `.class_names`, `.input_size`, `.mean`, `.std`, `.description`."""
+    `members`: loaded sources (`runs.source.load_source`). Each is scored with its own input
+    size, normalisation, precision and recorded settings, as `convzoo eval` scores it alone;
+    `method` None is each member's own (flip for a run that evaluated with flip)."""
     if len(members) < 1:
         raise UserInputError("an ensemble needs at least one member")
+    classes = list(ds.classes)
     check_classes(members, classes)
-    k = len(classes)
-    results, total, labels = [], None, None
+    results, outputs, methods = [], [], []
     for member in members:
-        p, y = member_probs(member, split, method=method, batch_size=batch_size, device=device,
-                            amp=amp)
-        if labels is not None and not torch.equal(y, labels):
+        plan = plan_for(member, ds, device=torch.device(device), method=method,
+                        data_is_own=data_is_own)
+        res, batches = predictions(plan, split, batch_size=batch_size)
+        if outputs and not all(torch.equal(y, y0) for (_, y), (_, y0) in zip(batches,
+                                                                           outputs[0])):
             raise UserInputError("the members saw the images in different orders")
-        labels = y
-        tally = Tally(k)
-        tally.add(p, y)
-        results.append(tally.result())
-        total = p if total is None else total + p
-    tally = Tally(k)
-    tally.add(total / len(members), labels)
+        results.append(res)
+        outputs.append(batches)
+        methods.append(plan.method)
+    # batch by batch, as each member's own figures were tallied
+    total = tally_of(((mean_of_probs([o[i][0] for o in outputs]), outputs[0][i][1])
+                      for i in range(len(outputs[0]))), len(classes))
+    shown = sorted({str(m) for m in methods})
     return EnsembleResult([getattr(m, "description", f"member {i + 1}")
-                           for i, m in enumerate(members)], results, tally.result(),
-                          str(parse_method(method)), list(classes))
+                           for i, m in enumerate(members)], results, total, ", ".join(shown),
+                          classes)
 
 
-__all__ = ["EnsembleResult", "check_classes", "evaluate_ensemble",
+__all__ = ["EnsembleResult", "check_classes", "evaluate_ensemble", "member_logprobs",
            "member_probs"]

@@ -25,16 +25,14 @@ Choices:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserInputError
-from .evaluate import EvalResult, split_output
 
 METHODS = ("none", "centre", "flip", "ten-crop", "multiscale", "dense")
 
@@ -82,11 +80,12 @@ def parse_method(spec: str | TestMethod) -> TestMethod:
 
 
 def full_size(method: TestMethod, crop: int) -> int:
-    """The side the loader should give images at: the largest scale, or crop / 0.875 for the
-    crops (256 for 224, as AlexNet and VGG resized their images)."""
+    """The side the loader should give images at: the largest scale; crop / 0.875 for ten-crop
+    (256 for 224, as AlexNet resized its images); the crop itself for the single view and flip,
+    which see the image as training's evaluation does."""
     if method.scales:
         return max(method.scales)
-    if method.kind in ("none", "centre") or crop <= 0:
+    if method.kind in ("none", "centre", "flip") or crop <= 0:
         return crop
     return round(crop / 0.875)
 
@@ -114,7 +113,12 @@ def centre_crop(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
 
 def ten_crops(x: torch.Tensor, size: int | tuple[int, int]) -> torch.Tensor:
     """AlexNet's ten views, 10 x B x C x h x w: the four corners and the centre (top left, top
-    right, bottom left, bottom right, centre), then the same five of the mirrored image."""
+    right, bottom left, bottom right, centre), then each of those five crops mirrored.
+
+    Mirroring the crops is not the same as cropping the mirrored image when the margin is odd
+    (the centre crop rounds towards the top left, so its mirror sits one pixel to the right of
+    the mirrored image's centre crop); AlexNet's wording ("and their horizontal reflections")
+    is the crops' reflections, which is what this does."""
     h, w = _side(size)
     _fits(x, h, w)
     ih, iw = x.shape[-2:]
@@ -247,181 +251,49 @@ def dense_model(model: nn.Module) -> DenseNet:
 # ---------------------------------------------------------------- one batch
 
 
-def _probs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    return split_output(model(x))[0].float().softmax(1)
+def view_logits(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
+                crop: int | tuple[int, int], dense: DenseNet | None = None) -> list[torch.Tensor]:
+    """The B x K logits of each of the method's views of a batch.
+
+    `x`: the normalised batch at its full size (see `full_size`); `crop`: the model's input
+    size. `dense`: the converted model for method dense (made here when not given); its
+    views' logits are its class-score maps averaged over space (VGG's sum-pooling)."""
+    from .score import split_output
+
+    def logits(v: torch.Tensor) -> torch.Tensor:
+        return split_output(model(v))[0]
+
+    m = parse_method(method)
+    if m.kind in ("none", "centre"):
+        return [logits(centre_crop(x, crop))]
+    if m.kind == "flip":
+        c = centre_crop(x, crop)
+        return [logits(c), logits(c.flip(-1))]
+    if m.kind == "ten-crop":
+        crops = ten_crops(x, crop)
+        b = x.shape[0]
+        return list(logits(crops.flatten(0, 1)).view(10, b, -1))  # one pass over all ten
+    if m.kind == "multiscale":
+        whole = pools_globally(model)
+        return [logits(v) for v in multiscale_views(x, m.scales, None if whole else crop)]
+    net = dense or dense_model(model)
+    out = []
+    for v in multiscale_views(x, m.scales) if m.scales else [x]:
+        _fits(v, *_side(crop))
+        out.append(split_output(net(v))[0].float().mean((2, 3)))
+    return out
 
 
 @torch.no_grad()
 def method_probs(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
                  crop: int | tuple[int, int], dense: DenseNet | None = None) -> torch.Tensor:
-    """B x K class probabilities of a batch under a test-time method, averaged over its views.
+    """B x K class probabilities of a batch under a test-time method: the mean of its views'
+    softmaxes (`score.method_logprobs`, exponentiated)."""
+    from .score import method_logprobs
 
-    `x`: the normalised batch at its full size (see `full_size`); `crop`: the model's input
-    size. `dense`: the converted model for method dense (made here when not given)."""
-    m = parse_method(method)
-    if m.kind in ("none", "centre"):
-        return _probs(model, centre_crop(x, crop))
-    if m.kind == "flip":
-        c = centre_crop(x, crop)
-        return (_probs(model, c) + _probs(model, c.flip(-1))) / 2
-    if m.kind == "ten-crop":
-        crops = ten_crops(x, crop)
-        b = x.shape[0]
-        p = _probs(model, crops.flatten(0, 1))  # one forward pass over all ten views
-        return p.view(10, b, -1).mean(0)
-    if m.kind == "multiscale":
-        whole = pools_globally(model)
-        views = multiscale_views(x, m.scales, None if whole else crop)
-        return torch.stack([_probs(model, v) for v in views]).mean(0)
-    # dense
-    net = dense or dense_model(model)
-    views = multiscale_views(x, m.scales) if m.scales else [x]
-    out = []
-    for v in views:
-        _fits(v, *_side(crop))
-        out.append(split_output(net(v))[0].float().mean((2, 3)).softmax(1))
-    return torch.stack(out).mean(0)
+    return method_logprobs(model, x, method, crop, dense).exp()
 
 
-# ---------------------------------------------------------------- over a split
-
-
-class Tally:
-    """Accumulates top-1/top-5 hits, the loss and the confusion counts from class
-    probabilities, batch by batch, and gives an EvalResult like `evaluate`'s."""
-
-    def __init__(self, num_classes: int, device: torch.device | str = "cpu") -> None:
-        self.num_classes = num_classes
-        self.k = min(5, num_classes)
-        self.conf = torch.zeros(num_classes * num_classes, dtype=torch.long, device=device)
-        self.top5 = torch.zeros((), dtype=torch.long, device=device)
-        self.loss = torch.zeros((), dtype=torch.float64, device=device)
-
-    def add(self, probs: torch.Tensor, y: torch.Tensor) -> None:
-        probs = probs.to(self.conf.device)
-        y = y.to(self.conf.device)
-        # the loss of the averaged prediction: -log of the true class's mean probability
-        self.loss += -probs.gather(1, y[:, None]).clamp_min(1e-12).log().sum().double()
-        topk = probs.topk(self.k, dim=1).indices
-        self.top5 += (topk == y[:, None]).any(1).sum()
-        cell = y * self.num_classes + topk[:, 0]
-        self.conf.index_add_(0, cell, torch.ones_like(cell))
-
-    def result(self) -> EvalResult:
-        cm = self.conf.view(self.num_classes, self.num_classes).cpu()
-        n = max(int(cm.sum()), 1)
-        rows = cm.sum(1).clamp(min=1)
-        return EvalResult(top1=float(cm.diag().sum()) / n, top5=float(self.top5) / n,
-                          loss=float(self.loss) / n, n=int(cm.sum()), k=self.k,
-                          per_class=(cm.diag().double() / rows).tolist(), confusion=cm)
-
-
-@torch.no_grad()
-def evaluate_tta(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
-                 num_classes: int, method: str | TestMethod, *, crop: int | tuple[int, int],
-                 device: torch.device | str = "cpu", amp: torch.dtype | None = None,
-                 logit_index: torch.Tensor | None = None) -> EvalResult:
-    """Top-1/top-5 accuracy (and loss, per-class accuracy, confusion) of `model` under a
-    test-time method, over batches at their full size (see `tta_loader`)."""
-    from ..runtime.device import autocast
-
-    m = parse_method(method)
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    dense = dense_model(model) if m.kind == "dense" else None
-    tally = Tally(num_classes, device)
-    index = logit_index.to(device) if logit_index is not None else None
-    try:
-        for x, y in batches:
-            with autocast(device, amp):
-                p = method_probs(model, x, m, crop, dense)
-            if index is not None:
-                p = p.index_select(1, index)
-                p = p / p.sum(1, keepdim=True).clamp_min(1e-12)
-            tally.add(p, y)
-    finally:
-        model.train(was_training)
-    return tally.result()
-
-
-def tta_loader(split: Any, method: str | TestMethod, input_size: tuple[int, int, int],
-               mean: Sequence[float], std: Sequence[float], *, batch_size: int = 64,
-               device: torch.device | str = "cpu", resize: int | None = None,
-               channels_last: bool = False) -> Any:
-    """Evaluation batches at the method's full size: `resize` x `resize` when given, else
-    `full_size(method, crop)`. (Images are brought to a square of that side, as the loader
-    adapts every image to one size.)"""
-    from ..data.loader import make_loader
-
-    m = parse_method(method)
-    c, h, _ = input_size
-    side = resize or full_size(m, h)
-    if side < h and m.kind not in ("multiscale",):
-        raise UserInputError(f"images of side {side} are smaller than the {h}x{h} crop")
-    return make_loader(split, batch_size=batch_size, train=False, device=device,
-                       input_size=(c, side, side), mean=mean, std=std, augment=None, seed=0,
-                       epoch=0, channels_last=channels_last)
-
-
-def evaluate_method(model: nn.Module, split: Any, method: str | TestMethod, *,
-                    num_classes: int, input_size: tuple[int, int, int],
-                    mean: Sequence[float], std: Sequence[float], batch_size: int = 64,
-                    device: torch.device | str = "cpu", amp: torch.dtype | None = None,
-                    resize: int | None = None) -> EvalResult:
-    """`evaluate_tta` over a data split: the loader at the method's full size, then the views.
-
-    `input_size` is what the model takes (C, crop, crop); `mean`/`std` the normalisation its
-    weights expect. This is what `convzoo eval --tta METHOD` reports."""
-    m = parse_method(method)
-    batches = tta_loader(split, m, input_size, mean, std, batch_size=batch_size, device=device,
-                         resize=resize)
-    return evaluate_tta(model, batches, num_classes, m, crop=tuple(input_size[1:]),
-                        device=device, amp=amp)
-
-
-def compare_methods(model: nn.Module, split: Any, methods: Sequence[str | TestMethod], *,
-                    num_classes: int, input_size: tuple[int, int, int],
-                    mean: Sequence[float], std: Sequence[float], batch_size: int = 64,
-                    device: torch.device | str = "cpu", amp: torch.dtype | None = None,
-                    logit_index: torch.Tensor | None = None,
-                    progress: Any = None) -> list[tuple[TestMethod, EvalResult]]:
-    """Each method's result over the split, in the order given (`convzoo eval --tta`).
-
-    `progress`: a `train.progress.Progress` (start / advance / stop), one bar per method;
-    `logit_index` keeps only those logit columns, in label order (classes matched by name)."""
-    out = []
-    for spec in methods:
-        m = parse_method(spec)
-        batches = tta_loader(split, m, input_size, mean, std, batch_size=batch_size,
-                             device=device)
-        out.append((m, evaluate_tta(model, _watched(batches, progress, f"{m} ({m.views()} "
-                                                    "views)"), num_classes, m,
-                                    crop=tuple(input_size[1:]), device=device, amp=amp,
-                                    logit_index=logit_index)))
-    return out
-
-
-def _watched(batches: Any, progress: Any, title: str) -> Iterable[tuple[torch.Tensor,
-                                                                         torch.Tensor]]:
-    """The batches, with a progress bar advanced after each."""
-    if progress is None:
-        yield from batches
-        return
-    import time
-
-    progress.start(title, len(batches))
-    t0, seen = time.perf_counter(), 0
-    try:
-        for i, (x, y) in enumerate(batches):
-            yield x, y
-            seen += len(y)
-            progress.advance(i + 1, f"{seen:,} images  "
-                                    f"{seen / max(time.perf_counter() - t0, 1e-9):,.1f} img/s")
-    finally:
-        progress.stop()
-
-
-__all__ = ["DenseNet", "TestMethod", "Tally", "centre_crop", "compare_methods", "dense_model",
-           "evaluate_method", "evaluate_tta", "full_size", "method_probs", "multiscale_views",
-           "parse_method", "pools_globally", "resize_smallest", "ten_crops", "tta_loader"]
+__all__ = ["DenseNet", "TestMethod", "centre_crop", "dense_model", "full_size", "method_probs",
+           "multiscale_views", "parse_method", "pools_globally", "resize_smallest", "ten_crops",
+           "view_logits"]

@@ -138,7 +138,7 @@ def recalibrate_bn(model: nn.Module, batches: Any,
 def _score(model: nn.Module, split: ArraySplit, cfg: Any, dev: torch.device,
            num_classes: int) -> Any:
     from ..data.loader import make_loader
-    from ..evaluation.evaluate import evaluate
+    from ..evaluation.score import evaluate
 
     batches = make_loader(split, batch_size=max(cfg.batch_size, 64), train=False, device=dev,
                           input_size=cfg.input_size, mean=cfg.mean, std=cfg.std, augment=None,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import UserInputError
+from ..evaluation.score import EvalResult
 from .rundir import RunDir
 
 
@@ -23,6 +24,7 @@ class Predictions:
     probs: torch.Tensor  # N x K softmax probabilities
     images: list[torch.Tensor]  # uint8 C x H x W of the images `wrong` points at, in order
     wrong: list[int]  # indices of the most confident mistakes, most confident first
+    result: EvalResult  # the figures, from the scoring path `convzoo eval` uses
     split: str = "test"
 
     @property
@@ -31,22 +33,19 @@ class Predictions:
 
     @property
     def k(self) -> int:
-        return min(5, len(self.classes))
+        return self.result.k
 
     @property
     def top1(self) -> float:
-        return float((self.predicted == self.labels).double().mean())
+        return self.result.top1
 
     @property
     def top5(self) -> float:
-        topk = self.probs.topk(self.k, dim=1).indices
-        return float((topk == self.labels[:, None]).any(1).double().mean())
+        return self.result.top5
 
     def confusion(self) -> torch.Tensor:
         """K x K counts, rows the true class, columns the predicted one."""
-        k = len(self.classes)
-        cells = self.labels * k + self.predicted
-        return torch.bincount(cells, minlength=k * k).view(k, k)
+        return self.result.confusion
 
     def per_class(self) -> list[tuple[str, int, float]]:
         """(class, test images, accuracy) per class."""
@@ -76,16 +75,15 @@ def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
                 n_wrong: int = 24, batch_size: int = 256) -> Predictions:
     """Softmax outputs of the run's model on (the first `limit` images of) its test split."""
     from ..data.catalog import ArraySplit, FolderSplit, load_dataset
-    from ..data.loader import make_loader
-    from ..evaluation.evaluate import split_output
-    from ..runs.checkpoint import model_from_checkpoint
+    from ..evaluation.score import plan_for, predictions
+    from ..runs.source import load_source
 
     if run.checkpoint is None:
         raise UserInputError(f"{run.path} has no checkpoint: the report needs last/ or best/ "
                              "to score the test images")
     meta, cfg = run.meta, run.config
     dev = torch.device(device)
-    model = model_from_checkpoint(run.checkpoint, ema=True, device=dev)
+    src = load_source(str(run.checkpoint.path), runs_only=True, ema=True, device=dev)
     ds = load_dataset(meta.get("data") or run.data, cfg.get("data_dir"), seed=cfg.get("seed", 0))
     classes = list(meta.get("class_names") or ds.classes)
     if len(classes) != len(ds.classes):
@@ -95,19 +93,11 @@ def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
     if limit is not None and limit < len(split):
         split = (ArraySplit(split.images[:limit].contiguous(), split.labels[:limit])
                  if isinstance(split, ArraySplit) else FolderSplit(split.samples[:limit]))
-    input_size = tuple(meta.get("input_size") or model.default_input_size)
-    batches = make_loader(split, batch_size=batch_size, train=False, device=dev,
-                          input_size=input_size, mean=meta.get("mean") or ds.mean,
-                          std=meta.get("std") or ds.std, augment=None, seed=0, epoch=0)
-    probs, labels = [], []
-    for x, y in batches:
-        logits = split_output(model(x))[0].float()
-        if cfg.get("tta_flip"):
-            logits = (logits + split_output(model(x.flip(-1)))[0].float()) / 2
-        probs.append(logits.softmax(1).cpu())
-        labels.append(y.cpu())
-    p, y = torch.cat(probs), torch.cat(labels)
+    plan = plan_for(src, ds, device=dev)
+    result, batches = predictions(plan, split, batch_size=batch_size)
+    p = torch.cat([lp for lp, _ in batches]).exp()
+    y = torch.cat([t for _, t in batches])
     conf, pred = p.max(1)
     mistakes = (pred != y).nonzero().flatten()
     order = mistakes[conf[mistakes].argsort(descending=True)][:n_wrong].tolist()
-    return Predictions(classes, y, p, [_image(split, i) for i in order], order)
+    return Predictions(classes, y, p, [_image(split, i) for i in order], order, result)

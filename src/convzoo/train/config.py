@@ -82,7 +82,7 @@ class TrainConfig:
     final_div_factor: float = 1e4
     # data handling
     augment: str | dict[str, Any] = "none"  # preset name or Augment fields
-    tta_flip: bool = False  # evaluation averages the logits of the image and its mirror
+    tta_flip: bool = False  # evaluation averages the softmax of the image and its mirror
     workers: int = 0
     # execution
     device: str = "auto"  # auto | cpu | cuda | cuda:N

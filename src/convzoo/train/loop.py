@@ -30,7 +30,7 @@ from typing import Any
 
 from torch import nn
 
-from ..evaluation.evaluate import EvalResult, evaluate
+from ..evaluation.score import EvalResult, evaluate
 from ..runtime import distributed as dd
 from ..runtime.device import autocast, device_name, resolve_amp, resolve_device
 from ..runtime.progress import Progress

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..evaluation.evaluate import EvalResult, evaluate
+from ..evaluation.score import EvalResult, evaluate
 from ..runs import checkpoint as ck
 from ..runs.lock import RunLock
 from ..runs.metrics import RunLog, write_json
