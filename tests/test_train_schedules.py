@@ -114,3 +114,58 @@ def test_no_weight_decay_on_biases_and_norms() -> None:
     assert decays == [(0.0, 3), (0.1, 1)]
     with pytest.raises(UserInputError, match="unknown optimizer"):
         make_optimizer(model, TrainConfig(optimizer="lbfgs2"))
+
+
+def _cosine_run(epochs: int, spe: int = 10):
+    model = torch.nn.Linear(2, 2)
+    cfg = TrainConfig(model="x", data="x", epochs=epochs, lr=0.05, schedule="cosine",
+                      min_lr=0.0)
+    opt = make_optimizer(model, cfg)
+    return opt, Schedule(opt, cfg, spe, epochs * spe)
+
+
+def test_a_cosine_run_extended_on_resume_never_climbs_back():
+    opt, sched = _cosine_run(1)
+    lrs = []
+    for _ in range(10):
+        opt.step()
+        sched.after_step()
+        lrs.append(sched.lr)
+    tensors: dict = {}
+    state = json.loads(json.dumps(split_state(sched.state_dict(), "s.", tensors)))
+    opt_state = json.loads(json.dumps(split_state(opt.state_dict(), "o.", tensors)))
+
+    opt2, longer = _cosine_run(3)
+    opt2.load_state_dict(join_state(opt_state, tensors))
+    longer.load_state_dict(join_state(state, tensors))
+    assert longer.note and "re-planned" in longer.note
+    assert longer.lr == lrs[-1]
+    for _ in range(20):
+        opt2.step()
+        longer.after_step()
+        lrs.append(longer.lr)
+    assert all(b <= a + 1e-12 for a, b in zip(lrs, lrs[1:])), lrs  # never rises
+    # ... and saved again, the re-planned schedule resumes as it is, with no second re-plan
+    state2 = json.loads(json.dumps(split_state(longer.state_dict(), "t.", tensors)))
+    opt_state2 = json.loads(json.dumps(split_state(opt2.state_dict(), "p.", tensors)))
+    opt3, again = _cosine_run(3)
+    opt3.load_state_dict(join_state(opt_state2, tensors))
+    again.load_state_dict(join_state(state2, tensors))
+    assert again.note is None and again.lr == longer.lr
+
+
+def test_a_cosine_run_resumed_at_its_own_length_is_not_replanned():
+    opt, sched = _cosine_run(2)
+    for _ in range(7):
+        opt.step()
+        sched.after_step()
+    tensors: dict = {}
+    state = json.loads(json.dumps(split_state(sched.state_dict(), "s.", tensors)))
+    opt_state = json.loads(json.dumps(split_state(opt.state_dict(), "o.", tensors)))
+    opt2, same = _cosine_run(2)
+    opt2.load_state_dict(join_state(opt_state, tensors))
+    same.load_state_dict(join_state(state, tensors))
+    assert same.note is None
+    for _ in range(13):
+        opt.step(), sched.after_step(), opt2.step(), same.after_step()
+        assert same.lr == sched.lr

@@ -444,8 +444,10 @@ class Run:
             return
         self.model.load_state_dict(ckpt.model_state)
         ts = ckpt.training_state()
-        self.schedule.load_state_dict(ts["schedule"])
         self.optimizer.load_state_dict(ts["optimizer"])
+        self.schedule.load_state_dict(ts["schedule"])  # after: a re-planned cosine needs the rates
+        if self.schedule.note:
+            self.progress.line(self.schedule.note)
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.tensors("ema"))
         m = ckpt.meta

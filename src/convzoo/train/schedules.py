@@ -169,6 +169,10 @@ class Schedule:
         self.main_steps = max(1, total_steps - self.warmup_steps)
         self.per_epoch = cfg.schedule == "plateau"
         self.steps = 0
+        #: the main schedule's steps taken before it was last re-planned (see `load_state_dict`)
+        self.main_start = 0
+        #: what a resume changed about the schedule, for the run's log (None: nothing)
+        self.note: str | None = None
         self.warmup: lrs.LinearLR | None = None
         self.main: Any = None
         if self.warmup_steps:
@@ -203,15 +207,45 @@ class Schedule:
             self.main.step(val_error)
 
     def state_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps,
+        return {"steps": self.steps, "main_start": self.main_start,
                 "warmup": self.warmup.state_dict() if self.warmup is not None else None,
                 "main": self.main.state_dict() if self.main is not None else None}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Put back a saved state; call it after the optimiser's state is back (a re-planned
+        cosine continues from the optimiser's current rates).
+
+        A cosine schedule's shape depends on the run's length. A run resumed with more (or
+        fewer) steps than it was planned for would follow torch's cosine past its end, where
+        the rate climbs back up; instead the rest of the schedule is re-planned from where it
+        stands: the rate goes on down from its present value to `min_lr` over the steps now
+        left, and `note` says so. (For the exact continuation of a planned run, resume with
+        its own length and use `stop_after` to stop early.)"""
         self.steps = int(state["steps"])
+        self.main_start = int(state.get("main_start", 0))
         if self.warmup is not None and state.get("warmup") is not None:
             self.warmup.load_state_dict(state["warmup"])
         if state.get("main") is not None:
             if self.main is None:
                 self._start_main()
             self.main.load_state_dict(state["main"])
+            if isinstance(self.main, lrs.CosineAnnealingLR):
+                self._replan_cosine()
+
+    def _replan_cosine(self) -> None:
+        done = self.main_start + max(0, self.main.last_epoch)
+        planned = self.main_start + self.main.T_max
+        if planned == self.main_steps:
+            return  # the run's length is the one its schedule was planned for
+        left = self.main_steps - done
+        if left < 1:
+            self.note = (f"the cosine schedule has run its {done} steps: the rate stays at "
+                         f"{self.lr:.3g}")
+            self.main = None
+            return
+        self.main_start = done
+        self.main = lrs.CosineAnnealingLR(self.optimizer, T_max=left, eta_min=self.cfg.min_lr)
+        self.note = (f"the run is now {self.main_steps + self.warmup_steps} steps long, not "
+                     f"{planned + self.warmup_steps}: its cosine schedule is "
+                     f"re-planned from here, the rate going on down from {self.lr:.3g} to "
+                     f"{self.cfg.min_lr:g} over the {left} steps left")
