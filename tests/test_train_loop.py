@@ -261,3 +261,32 @@ def test_on_step_ends_the_epoch_where_it_says(tiny: str) -> None:
                          cfg, state, device=torch.device("cpu"),
                          on_step=lambda i: seen.append((i, state.step)) or i == 2)
     assert seen == [(0, 1), (1, 2), (2, 3)] and state.step == 3 and tr["images"] == 48
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.steps: list = []
+        self.rows: list = []
+
+    def on_step(self, event) -> None:
+        self.steps.append((event.epoch, event.batch, event.batches, event.step,
+                           float(event.loss)))
+
+    def on_epoch_end(self, row) -> None:
+        self.rows.append(row)
+
+
+def test_callbacks_hear_every_step_and_epoch_and_the_summary_holds_the_history(tmp_path):
+    heard = Heard()
+    cfg = TrainConfig(model="tiny_test", data=DATA, epochs=2, batch_size=32, device="cpu",
+                      out=str(tmp_path / "run"), plots=False, tensorboard=False)
+    summary = fit(cfg, model=Tiny(), callbacks=[heard])
+    assert [s[3] for s in heard.steps] == list(range(1, summary["steps"] + 1))
+    per_epoch = summary["steps"] // 2
+    assert [(s[0], s[1]) for s in heard.steps] == \
+        [(e, b) for e in range(2) for b in range(1, per_epoch + 1)]
+    assert all(s[2] == per_epoch for s in heard.steps)
+    assert summary["history"] == heard.rows and [r["epoch"] for r in heard.rows] == [1, 2]
+    # each step's loss is the one steps.csv records
+    rows = (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]
+    assert [float(r.split(",")[2]) for r in rows] == [s[4] for s in heard.steps]

@@ -68,6 +68,7 @@ def run_activations(
 ) -> dict[str, Any]:
     from ..layers.activations import act_factory
     from ..registry import create_model, get_entry
+    from ..runtime.progress import Progress
     from ..train.config import TrainConfig
     from ..train.loop import fit, model_input_size
 
@@ -93,10 +94,11 @@ def run_activations(
         log(f"{act}: gradient norm at the first layer at initialisation "
             f"{grads[0]['grad_norm']:.3g}, at the last {grads[-1]['grad_norm']:.3g}")
         fresh(out / f"runs/{act}")
-        recorder = LossRecorder(log)
+        recorder = LossRecorder(log, cfg.log_every)
         t = time.perf_counter()
-        summary = fit(cfg, data=data, model=net, progress=recorder)
-        hist = summary_history(out / f"runs/{act}")
+        summary = fit(cfg, data=data, model=net, progress=Progress(enabled=False),
+                      callbacks=[recorder])
+        hist = summary["history"]
         rows.append({
             "act": act, "train_loss": [h["train_loss"] for h in hist],
             "train_acc": [h["train_top1"] for h in hist],
@@ -113,15 +115,6 @@ def run_activations(
     write_outputs(out, "activations", result, result_table(result))
     plot(result, out / "activations.png")
     return result
-
-
-def summary_history(run_dir: Path) -> list[dict[str, Any]]:
-    import json
-
-    from ..runs.checkpoint import META
-
-    meta = json.loads((run_dir / "last" / META).read_text())
-    return meta["history"]
 
 
 def result_table(result: dict[str, Any]) -> Table:

@@ -11,28 +11,27 @@ import torch
 from torch import nn
 
 from ..errors import UserInputError
-from ..runtime.progress import Progress
+from ..train.callbacks import StepEvent
 
 
-class LossRecorder(Progress):
-    """A silent progress display that keeps (epoch as a fraction, batch loss) at each update."""
+class LossRecorder:
+    """A `fit` callback that keeps (epochs done as a fraction, loss) every `every` steps and at
+    each epoch's end, and logs each epoch's line."""
 
-    def __init__(self, log=None) -> None:
-        super().__init__(enabled=False)
+    def __init__(self, log=None, every: int = 5) -> None:
         self.points: list[tuple[float, float]] = []
-        self._epoch = 0
+        self.every = max(1, every)
         self._log = log
 
-    def start(self, title: str, total: int) -> None:
-        super().start(title, total)
-        self._epoch = int(title.split()[1].split("/")[0]) - 1
+    def on_step(self, event: StepEvent) -> None:
+        if event.batch % self.every == 0 or event.batch == event.batches:
+            self.points.append((round(event.epoch_fraction, 4), float(event.loss)))
 
-    def update(self, done: int, *, loss: float, lr: float, img_s: float) -> None:
-        self.points.append((round(self._epoch + done / max(self._total, 1), 4), loss))
-
-    def line(self, text: str) -> None:
-        if self._log is not None and text.startswith("epoch "):
-            self._log(f"    {text}")
+    def on_epoch_end(self, row: dict[str, Any]) -> None:
+        if self._log is not None:
+            val = "" if row.get("val_top1") is None else f"  val top-1 {row['val_top1']:.4f}"
+            self._log(f"    epoch {row['epoch']}  loss {row['train_loss']:.4f}  train acc "
+                      f"{row['train_top1']:.4f}{val}")
 
 
 def parse_list(text: str, what: str, kind: type = str) -> list:

@@ -72,9 +72,9 @@ def run_degradation(
     epochs: int = 4, lr: float | None = None, batch_size: int = 128, warmup: float = 1.0,
     device: str = "cpu", seed: int = 0, log=print,
 ) -> dict[str, Any]:
+    from ..runtime.progress import Progress
     from ..train.config import TrainConfig
     from ..train.loop import fit, model_input_size
-    from .activations import summary_history
 
     if family not in FAMILIES:
         raise UserInputError(f"unknown family {family!r}; choose {' or '.join(FAMILIES)}")
@@ -102,10 +102,11 @@ def run_degradation(
             params = sum(p.numel() for p in model.parameters())
             log(f"{name}: {params:,} parameters")
             fresh(out / f"runs/{name}")
-            recorder = LossRecorder(log)
+            recorder = LossRecorder(log, cfg.log_every)
             t = time.perf_counter()
-            summary = fit(cfg, data=data, model=model, progress=recorder)
-            hist = summary_history(out / f"runs/{name}")
+            summary = fit(cfg, data=data, model=model, progress=Progress(enabled=False),
+                          callbacks=[recorder])
+            hist = summary["history"]
             rows.append({
                 "name": name, "depth": depth, "residual": residual, "params": params,
                 "train_loss": [h["train_loss"] for h in hist],

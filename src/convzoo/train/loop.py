@@ -25,6 +25,7 @@ Choices:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,13 +49,16 @@ __all__ = [
 
 def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
         progress: Progress | None = None, model: nn.Module | None = None,
-        extra_meta: dict[str, Any] | None = None) -> dict[str, Any]:
+        extra_meta: dict[str, Any] | None = None,
+        callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train `cfg.model` on `cfg.data`; write checkpoints, metrics and summary.json; return it.
 
     `model`, a model already built (fine-tuning: source weights loaded, head replaced), is used
     instead of building `cfg.model`, also when resuming (after checking that it has the
     checkpoint's architecture); with `cfg.finetune` set, only the groups the mode names train,
-    at their own rates. `extra_meta` goes into checkpoint.json and summary.json.
+    at their own rates. `extra_meta` goes into checkpoint.json and summary.json. `callbacks`
+    hear of every step and epoch (see `callbacks`); the summary returned holds the per-epoch
+    `history`.
 
     A signal (SIGTERM, Ctrl-C) ends the run after its current step with `last` saved and
     summary.json saying "interrupted": `TrainingInterrupted` is raised (exit code 128 +
@@ -72,7 +76,7 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     try:
         with StopOnSignal() as stop:
             run = Run(cfg, ddp, resume=resume, data=data, progress=progress, model=model,
-                      extra_meta=extra_meta, stop=stop)
+                      extra_meta=extra_meta, stop=stop, callbacks=callbacks)
             run.setup()
             run.restore()
             if run.finished():

@@ -30,6 +30,7 @@ import json
 import random
 import re
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,7 @@ from ..runtime.device import (
 from ..runtime.progress import Progress
 from ..runtime.signals import StopOnSignal, TrainingInterrupted, signal_name
 from ..sizes import Size, fill_channels
+from .callbacks import StepEvent, call
 from .config import TrainConfig
 from .epoch import EpochTally, RunState, TrainingDiverged, check_finite, train_one_epoch, warm_up
 from .schedules import Schedule, make_optimizer, step_name
@@ -217,12 +219,14 @@ class Run:
                  resume: str | Path | None = None, data: Any = None,
                  progress: Progress | None = None, model: nn.Module | None = None,
                  extra_meta: dict[str, Any] | None = None,
-                 stop: StopOnSignal | None = None) -> None:
+                 stop: StopOnSignal | None = None,
+                 callbacks: Sequence[Any] = ()) -> None:
         self.t_start = time.perf_counter()
         cfg.validate()
         self.cfg = with_model_identity(cfg, model)
         self.ddp, self.resume, self.data, self.model = ddp, resume, data, model
         self.extra_meta = dict(extra_meta or {})
+        self.callbacks = list(callbacks)
         self.main = ddp is None or ddp.rank == 0
         self.progress = (progress or Progress()) if self.main else Progress(enabled=False)
         self.device = ddp.device if ddp is not None else resolve_device(self.cfg.device)
@@ -617,6 +621,10 @@ class Run:
         stopped = []
 
         def on_step(i: int) -> bool:
+            if self.callbacks:
+                call(self.callbacks, "on_step", StepEvent(
+                    epoch, i + 1, len(batches), self.state.step, tally.losses[-1],
+                    self.schedule.lr))
             stop, save = self._decide(i)
             done = batches.position >= len(batches) or self._out_of_steps()
             if (stop or save) and not done:  # at the epoch's end, `end_epoch` saves
@@ -683,12 +691,14 @@ class Run:
         if self.runlog is None:  # not rank 0: keep the history, write nothing
             state.history.append(row)
             self.save_last(row)  # only its part of the collective
+            call(self.callbacks, "on_epoch_end", row)
             return
         self.runlog.log_epoch(row)  # appends to state.history
         self.save_last(row)
         if is_best:
             ck.copy_checkpoint(self.out / "last", self.out / "best")
         self.progress.line(_stats_line(state.epoch, cfg, tr, ev, self.eval_name))
+        call(self.callbacks, "on_epoch_end", row)
 
     def save_last(self, row: dict[str, Any], position: tuple[int, int] | None = None,
                   tally: EpochTally | None = None) -> None:
@@ -777,7 +787,7 @@ class Run:
             "cpu_threads": self.cpu_choice, "compile": cfg.compile,
             "recipe": cfg.recipe, "run_dir": str(self.out),
             "test": test.to_dict(self.classes) if test is not None else None,
-            "versions": ck.versions(),
+            "history": list(s.history), "versions": ck.versions(),
             **{k: v for k, v in self.meta_base.items() if k in ("finetune", *self.extra_meta)},
         }
         if self.ddp is not None:
