@@ -11,7 +11,7 @@ import torch
 from cli_run import run
 from convzoo.cli import main
 from convzoo.data.catalog import load_dataset
-from convzoo.evaluation.tta import method_probs
+from convzoo.evaluation.score import method_probs
 from convzoo.runs.source import load_source
 
 DATA = "fake:1x28x28:96:4"

@@ -6,10 +6,9 @@ import torch
 from torch import nn
 
 from convzoo.errors import UserInputError
-from convzoo.evaluation.score import score_batches
+from convzoo.evaluation.score import method_probs, score_batches
 from convzoo.evaluation.tta import (
     dense_model,
-    method_probs,
     multiscale_views,
     parse_method,
     pools_globally,

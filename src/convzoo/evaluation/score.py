@@ -33,21 +33,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserInputError
+from ..models.base import split_output
 from ..runtime import distributed as dd
 from ..runtime.device import autocast
 from .tta import TestMethod, dense_model, full_size, parse_method, view_logits
-
-
-def split_output(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-    """(logits, auxiliary logits) from a tensor or an object with `.logits`/`.aux_logits`."""
-    if isinstance(out, torch.Tensor):
-        return out, []
-    aux = getattr(out, "aux_logits", None)
-    if aux is None:
-        aux = []
-    elif isinstance(aux, torch.Tensor):
-        aux = [aux]
-    return out.logits, [a for a in aux if a is not None]
 
 
 def top_k(num_classes: int) -> int:
@@ -100,6 +89,14 @@ def method_logprobs(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
     if logit_index is not None:
         views = [v.index_select(1, logit_index) for v in views]
     return mean_of_probs([F.log_softmax(v.float(), 1) for v in views])
+
+
+@torch.no_grad()
+def method_probs(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
+                 crop: int | tuple[int, int], dense: nn.Module | None = None) -> torch.Tensor:
+    """B x K class probabilities of a batch under a test-time method: the mean of its views'
+    softmaxes (`method_logprobs`, exponentiated)."""
+    return method_logprobs(model, x, method, crop, dense).exp()
 
 
 class Tally:
@@ -376,5 +373,5 @@ def tally_of(batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
 
 
 __all__ = ["ClassMap", "EvalResult", "Plan", "Tally", "class_map", "evaluate", "match_classes",
-           "mean_of_probs", "method_logprobs", "plan_for", "predictions", "restrict", "score",
-           "score_batches", "split_output", "tally_of", "top_k", "watched"]
+           "mean_of_probs", "method_logprobs", "method_probs", "plan_for", "predictions",
+           "restrict", "score", "score_batches", "split_output", "tally_of", "top_k", "watched"]

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import UserInputError
+from ..models.base import split_output
 
 METHODS = ("none", "centre", "flip", "ten-crop", "multiscale", "dense")
 
@@ -258,8 +259,6 @@ def view_logits(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
     `x`: the normalised batch at its full size (see `full_size`); `crop`: the model's input
     size. `dense`: the converted model for method dense (made here when not given); its
     views' logits are its class-score maps averaged over space (VGG's sum-pooling)."""
-    from .score import split_output
-
     def logits(v: torch.Tensor) -> torch.Tensor:
         return split_output(model(v))[0]
 
@@ -284,16 +283,6 @@ def view_logits(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
     return out
 
 
-@torch.no_grad()
-def method_probs(model: nn.Module, x: torch.Tensor, method: str | TestMethod,
-                 crop: int | tuple[int, int], dense: DenseNet | None = None) -> torch.Tensor:
-    """B x K class probabilities of a batch under a test-time method: the mean of its views'
-    softmaxes (`score.method_logprobs`, exponentiated)."""
-    from .score import method_logprobs
-
-    return method_logprobs(model, x, method, crop, dense).exp()
-
-
-__all__ = ["DenseNet", "TestMethod", "centre_crop", "dense_model", "full_size", "method_probs",
+__all__ = ["DenseNet", "TestMethod", "centre_crop", "dense_model", "full_size",
            "multiscale_views", "parse_method", "pools_globally", "resize_smallest", "ten_crops",
            "view_logits"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
@@ -39,6 +39,18 @@ class ModelOutput(NamedTuple):
 
     logits: torch.Tensor
     aux_logits: tuple[torch.Tensor, ...] = ()
+
+
+def split_output(out: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    """(logits, auxiliary logits) from a tensor or an object with `.logits`/`.aux_logits`."""
+    if isinstance(out, torch.Tensor):
+        return out, []
+    aux = getattr(out, "aux_logits", None)
+    if aux is None:
+        aux = []
+    elif isinstance(aux, torch.Tensor):
+        aux = [aux]
+    return out.logits, [a for a in aux if a is not None]
 
 
 class ClassifierHead(nn.Module):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConvzooError
-from ..evaluation.score import split_output
+from ..models.base import split_output
 from ..runtime import distributed as dd
 from ..runtime.device import autocast
 from ..runtime.progress import Progress

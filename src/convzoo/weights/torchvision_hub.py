@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from ..errors import ConvzooError, UserInputError
-from . import LoadReport, load_state
+from .state import LoadReport, load_state
 
 
 def load_torchvision_weights(model: nn.Module, tag: str) -> LoadReport:
