@@ -105,3 +105,25 @@ def test_eval_of_a_read_only_run_scores_it_and_says_what_it_skipped(
 ])
 def test_summary_bad_values(capsys, argv: list[str], needle: str) -> None:
     _one_line_error(capsys, argv, needle)
+
+
+@pytest.mark.parametrize("command", [["eval"], ["predict"], ["report"], ["export"],
+                                     ["finetune"], ["features"]])
+def test_a_run_that_does_not_exist_is_named_as_such(capsys, tmp_path, command):
+    missing = str(tmp_path / "no" / "such" / "run")
+    argv = [*command, missing]
+    if command[0] in ("predict",):
+        argv.append(str(tmp_path / "x.png"))
+    if command[0] in ("finetune", "features"):
+        argv += ["--data", "fake:1x28x28:32:2"]
+    if command[0] in ("export", "features"):
+        argv += ["--out", str(tmp_path / ("out.onnx" if command[0] == "export" else "out"))]
+    capsys.readouterr()
+    try:
+        code = main(argv)
+    except SystemExit as e:
+        code = e.code
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert "does not exist" in err or "is not a directory" in err, err
+    assert "unknown model" not in err

@@ -86,6 +86,11 @@ def is_run(source: str | Path) -> bool:
     return Path(source).exists()
 
 
+def looks_like_path(source: str) -> bool:
+    """Whether `source` can only be meant as a path: model names have no slashes or dots."""
+    return any(c in str(source) for c in "/\\.~")
+
+
 def load_source(source: str, weights: str | None = None, *, need_weights: bool = False,
                 runs_only: bool = False, prefer: str = "best", ema: bool = True,
                 device: str | torch.device = "cpu") -> Source:
@@ -95,6 +100,9 @@ def load_source(source: str, weights: str | None = None, *, need_weights: bool =
     instead of built with random weights. `runs_only`: only a run or checkpoint will do.
     `prefer` ('best' or 'last') picks a run directory's checkpoint; `ema` its EMA weights
     where it kept them."""
+    if not is_run(source) and looks_like_path(source):
+        raise UserInputError(f"{source} does not exist: give a run directory, a checkpoint or "
+                             "a model name (`convzoo list`)")
     if runs_only or is_run(source):
         if weights is not None:
             raise UserInputError(f"{source} is a training run and brings its own weights; "
