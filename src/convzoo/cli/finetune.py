@@ -44,11 +44,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from ..data.augment import adaptation
     from ..data.catalog import load_dataset
     from ..runs.checkpoint import load_checkpoint
-    from ..runs.source import load_source, new_head
+    from ..runs.source import load_source
     from ..runtime.progress import Progress
-    from ..sizes import fill_channels
     from ..train import freeze
     from ..train.config import TrainConfig, replace
+    from ..train.finetune import prepare_finetune
     from ..train.loop import fit
 
     flags = field_values(args)
@@ -73,24 +73,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     for note in src.notes:
         progress.line(note)
     data = load_dataset(cfg.data, cfg.data_dir, seed=cfg.seed)
-    model = src.model
-    head_note = new_head(model, list(data.classes), src.class_names)
-    own = src.input_size or tuple(model.default_input_size)
-    size = fill_channels(cfg.input_size or own, own[0])  # the weights' channels, not the data's
-    cfg = replace(cfg, {
-        "model": model.model_name, "model_args": dict(model.model_args),
-        "weights": args.weights, "finetune": args.mode, "train_last": args.train_last,
-        "lr_decay": args.lr_decay, "input_size": size,
-        "mean": list(src.mean) if src.mean and cfg.mean is None else cfg.mean,
-        "std": list(src.std) if src.std and cfg.std is None else cfg.std,
-    }, "finetune")
+    ft = prepare_finetune(src, list(data.classes), cfg, mode=args.mode,
+                          train_last=args.train_last, lr_decay=args.lr_decay,
+                          weights=args.weights)
+    cfg, model = ft.config, ft.model
     progress.line(f"fine-tuning {src.description} on {data.describe()}")
-    for line in adaptation(data.image_size, size):
+    for line in adaptation(data.image_size, tuple(cfg.input_size)):
         progress.line(f"input: {line}")
-    if src.mean:
-        progress.line("input: normalised with the statistics the weights were trained with")
-    if head_note:
-        progress.line(head_note)
+    for note in ft.notes:
+        progress.line(note)
     plans = freeze.plan(model, args.mode, cfg.lr, args.train_last, args.lr_decay)
     emit(freeze.plan_table(plans).render("table"))
     summary = fit(cfg, data=data, model=model, progress=progress,

@@ -57,9 +57,10 @@ def run_transfer(
     from ..data.loader import make_loader
     from ..evaluation.features import extract, linear_probe
     from ..registry import create_model
-    from ..runs.source import load_source, new_head
+    from ..runs.source import load_source
     from ..runtime.progress import Progress
     from ..train.config import TrainConfig
+    from ..train.finetune import input_size_for, prepare_finetune
     from ..train.loop import fit, resolve_device
 
     if not isinstance(data.train, ArraySplit):
@@ -72,9 +73,7 @@ def run_transfer(
     src = load_source(source, weights)
     name = getattr(src.model, "model_name", source)
     base_args = dict(getattr(src.model, "model_args", {}))
-    size = input_size or src.input_size or tuple(src.model.default_input_size)
-    if size[0] == 0:  # "HxW" given: the model's own channels
-        size = (src.model.default_input_size[0], size[1], size[2])
+    size = input_size_for(src, input_size)
     mean = src.mean or data.mean
     std = src.std or data.std
     test = data.test
@@ -122,9 +121,10 @@ def run_transfer(
                               tensorboard=False, out=str(out / f"{method}-{k}"),
                               eval_every=epochs)  # scored once, at the end
             if method == "partial":
-                model = copy.deepcopy(src.model)  # the source's weights, read once
-                new_head(model, data.classes, src.class_names)
-                cfg.finetune, cfg.train_last = "partial", train_last
+                ft = prepare_finetune(src, list(data.classes), cfg, mode="partial",
+                                      train_last=train_last, input_size=size,
+                                      model=copy.deepcopy(src.model))  # weights read once
+                model, cfg = ft.model, ft.config
             else:
                 torch.manual_seed(seed)
                 model = create_model(name, **{**base_args, "num_classes": data.num_classes})

@@ -165,10 +165,11 @@ def run_transfer_depth(
     images, None: all) keep a CPU run short; `input_size` (C, H, W) overrides the source's.
     `recalibrate`: re-estimate the retrained batch norms' statistics on the training images
     before scoring (see the module docstring)."""
-    from ..runs.source import load_source, new_head
+    from ..runs.source import load_source
     from ..runtime.device import resolve_device
     from ..runtime.progress import Progress
     from ..train.config import TrainConfig
+    from ..train.finetune import input_size_for, prepare_finetune
     from ..train.loop import fit
 
     if not datasets:
@@ -188,7 +189,7 @@ def run_transfer_depth(
     if bad:
         raise UserInputError(f"depth {bad[0]} is outside 0..{full} ({name} has "
                              f"{', '.join(groups)} before its head)")
-    size = tuple(input_size or src.input_size or src.model.default_input_size)
+    size = input_size_for(src, input_size)
     log(f"source: {src.description}; input {'x'.join(map(str, size))}; groups "
         f"{', '.join(groups)}")
 
@@ -204,21 +205,19 @@ def run_transfer_depth(
         mean, std = src.mean or data.mean, src.std or data.std
         for depth in chosen:
             mode, last = depth_plan(depth)
-            model = copy.deepcopy(src.model)
-            # the new head's initial weights come from the global generator: seeded here, so
-            # a depth's result does not depend on which depths ran before it
-            torch.manual_seed(seed)
-            new_head(model, data.classes, src.class_names)
-            before = snapshot(model) if depth == full else None
             run_dir = out / "runs" / f"{data.name.replace(':', '_')}-depth{depth}"
             fresh(run_dir)
             cfg = TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
                               batch_size=min(batch_size, len(train)), schedule="cosine",
                               weight_decay=1e-4, momentum=0.9, device=str(dev), seed=seed,
-                              input_size=size, mean=list(mean), std=list(std), plots=False,
-                              tensorboard=False, out=str(run_dir), eval_every=epochs,
-                              finetune=mode, train_last=max(last, 1), lr_decay=lr_decay)
-            cfg.model_args = dict(getattr(model, "model_args", {}))
+                              mean=list(mean), std=list(std), plots=False,
+                              tensorboard=False, out=str(run_dir), eval_every=epochs)
+            # seeded: a depth's new head does not depend on which depths ran before it
+            ft = prepare_finetune(src, list(data.classes), cfg, mode=mode, train_last=last,
+                                  lr_decay=lr_decay, input_size=size, seed=seed,
+                                  model=copy.deepcopy(src.model))
+            model, cfg = ft.model, ft.config
+            before = snapshot(model) if depth == full else None
             t = time.perf_counter()
             summary = fit(cfg, data=small, model=model, progress=Progress(enabled=False))
             trained = groups[full - depth:] if depth else []
