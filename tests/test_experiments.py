@@ -81,3 +81,42 @@ def test_he_initialisation_keeps_the_relu_signal_alive(tmp_path):
     # Glorot's variance halves the signal at each ReLU, so 9 layers leave little of it (and of
     # the first layer's gradient); He's doubles the variance to make up for it
     assert first["he"] > 5 * first["glorot"]
+
+
+@pytest.mark.parametrize("name", ["transfer", "transfer-depth", "activations", "degradation"])
+def test_every_settings_field_is_a_flag_with_the_dataclass_default(name):
+    """The command line is built from each experiment's settings dataclass: parsing no flags
+    gives back the dataclass's defaults, field by field."""
+    import argparse
+    import dataclasses
+
+    from convzoo.cli.experiment import add_parser
+    from convzoo.experiments.activations import ActivationsSettings
+    from convzoo.experiments.degradation import DegradationSettings
+    from convzoo.experiments.settings import from_args
+    from convzoo.experiments.transfer import TransferSettings
+    from convzoo.experiments.transfer_depth import TransferDepthSettings
+
+    cls = {"transfer": TransferSettings, "transfer-depth": TransferDepthSettings,
+           "activations": ActivationsSettings, "degradation": DegradationSettings}[name]
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers())
+    required = {"transfer": ["src", "--data", "d"], "transfer-depth": ["src", "--data", "a,b"]}
+    args = parser.parse_args(["experiment", name, *required.get(name, [])])
+    got = from_args(cls, args)
+    for f in dataclasses.fields(cls):
+        if f.name not in ("source", "data"):
+            assert getattr(got, f.name) == f.default, f.name
+    if name == "transfer-depth":
+        assert got.data == ("a", "b")
+
+
+def test_experiment_settings_refuse_bad_values_in_one_line(capsys):
+    for argv, needle in [
+        (["experiment", "degradation", "--depths", "8,x"], "comma-separated list of numbers"),
+        (["experiment", "degradation", "--epochs", "0"], "--epochs must be at least 1"),
+        (["experiment", "activations", "--batch-size", "-3"], "--batch-size must be at least"),
+    ]:
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert needle in err and len(err.strip().splitlines()) == 1, err

@@ -14,6 +14,7 @@ paper's shallowest plain net): deep enough for the effect, small enough for a CP
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,32 @@ from ..data.catalog import DataSet
 from ..errors import UserInputError
 from ..tables import Table
 from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
+from .settings import option
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu")
+
+
+@dataclass
+class ActivationsSettings:
+    """`convzoo experiment activations`'s settings (see `run_activations`)."""
+
+    data: str = option("digits", "a data set (digits: 8x8, offline)", metavar="NAME")
+    data_dir: str | None = option(None, metavar="DIR")
+    act: tuple[str, ...] = option(ACTIVATIONS, "activations", metavar="A,A,...")
+    model: str = option("plain_fc", "the network (lenet5_modern for a conv net)",
+                        metavar="NAME")
+    depth: int | None = option(None, "hidden layers after the first, for plain_fc, "
+                               "highway_fc, plain_conv, highway_conv (default for plain_fc: 9)",
+                               metavar="N", minimum=1)
+    epochs: int = option(20, metavar="N", minimum=1)
+    lr: float = option(0.01, "SGD with momentum 0.9 at a constant rate", metavar="X")
+    batch_size: int = option(64, metavar="N", minimum=1)
+    init: str = option("model", "weights drawn again for every arm: glorot (suits tanh), he "
+                       "(suits ReLU); model: the model's own (Glorot for plain_fc)",
+                       choices=("model", "glorot", "he"))
+    device: str = option("cpu", metavar="cpu|cuda|auto")
+    seed: int = option(0, metavar="N")
+    out: str = option("runs/experiment-activations", metavar="DIR")
 DEPTH_MODELS = ("plain_fc", "highway_fc", "plain_conv", "highway_conv")
 FC_MODELS = ("plain_fc", "highway_fc")
 INITS = ("model", "glorot", "he")

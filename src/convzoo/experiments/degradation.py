@@ -21,6 +21,7 @@ the same reason, and had some 32k steps at 0.1 for the rest to recover).
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +32,34 @@ from ..data.catalog import DataSet
 from ..errors import UserInputError
 from ..tables import Table
 from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
+from .settings import option
 
 FAMILIES = ("resnet", "highway")
 PAPER_SETTING = ("the paper: CIFAR-10 (45k training images), depths 20,32,44,56, 64k iterations "
                  "of batch 128 (~182 epochs), lr 0.1 divided by 10 at 32k and 48k iterations, "
                  "momentum 0.9, weight decay 1e-4")
+
+
+@dataclass
+class DegradationSettings:
+    """`convzoo experiment degradation`'s settings (see `run_degradation`)."""
+
+    data: str = option("mnist5k", "a data set (mnist5k: 28x28 padded to the CIFAR nets' "
+                       "32x32)", metavar="NAME")
+    data_dir: str | None = option(None, metavar="DIR")
+    family: str = option("resnet", "resnet: CIFAR ResNets (6n+2 layers) vs plain twins; "
+                         "highway: highway_fc vs plain_fc (layers in all)", choices=FAMILIES)
+    depths: tuple[int, ...] = option((8, 20, 56), metavar="D,D,...", minimum=1)
+    epochs: int = option(4, metavar="N", minimum=1)
+    lr: float | None = option(None, "initial rate (default: 0.1 for resnet, 0.01 for highway)",
+                              metavar="X")
+    batch_size: int = option(128, metavar="N", minimum=1)
+    warmup: float = option(1.0, "start at a tenth of the rate, rising to it over EPOCHS (the "
+                           "paper warmed up its 110-layer net; at short budgets a 56-layer "
+                           "ResNet needs it too; 0: none)", metavar="EPOCHS", minimum=0)
+    device: str = option("cpu", metavar="cpu|cuda|auto")
+    seed: int = option(0, metavar="N")
+    out: str = option("runs/experiment-degradation", metavar="DIR")
 
 
 def build(family: str, depth: int, residual: bool, data: DataSet) -> tuple[nn.Module, str]:

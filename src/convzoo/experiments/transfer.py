@@ -15,6 +15,7 @@ import copy
 import dataclasses
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,35 @@ import torch
 
 from ..data.catalog import ArraySplit, DataSet
 from ..errors import UserInputError
+from ..sizes import Size
 from ..tables import Table
+from .settings import option
 
 METHODS = ("probe_pretrained", "probe_random", "partial", "scratch")
+
+
+@dataclass
+class TransferSettings:
+    """`convzoo experiment transfer`'s settings (see `run_transfer`)."""
+
+    source: str = option(None, "a run directory or checkpoint, or a model name with "
+                         "--weights", positional=True, metavar="SOURCE")
+    weights: str | None = option(None, metavar="W")
+    data: str = option(None, required=True, metavar="NAME")
+    data_dir: str | None = option(None, metavar="DIR")
+    labels_per_class: tuple[int, ...] = option((10, 100, 1000), metavar="K,K,...", minimum=1)
+    methods: tuple[str, ...] = option(METHODS, metavar="M,M,...")
+    epochs: int = option(5, "budget of partial fine-tuning and of training from scratch",
+                         metavar="N", minimum=1)
+    lr: float = option(0.01, metavar="X")
+    train_last: int = option(1, metavar="N", minimum=1)
+    batch_size: int = option(64, metavar="N", minimum=1)
+    input: Size | None = option(None, "input size (default: what the weights expect)",
+                                metavar="CxHxW")
+    test_limit: int | None = option(None, "score on N test images", metavar="N", minimum=1)
+    device: str = option("auto", metavar="cpu|cuda|auto")
+    seed: int = option(0, metavar="N")
+    out: str = option("runs/transfer", metavar="DIR")
 LABELS = {"probe_pretrained": "linear probe, pretrained features",
           "probe_random": "linear probe, random features",
           "partial": "partial fine-tuning", "scratch": "from scratch"}

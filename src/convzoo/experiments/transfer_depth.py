@@ -35,6 +35,7 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +44,41 @@ from torch import nn
 
 from ..data.catalog import ArraySplit, DataSet
 from ..errors import UserInputError
+from ..sizes import Size
 from ..tables import Table
 from .common import fresh, pyplot
+from .settings import option
+
+
+@dataclass
+class TransferDepthSettings:
+    """`convzoo experiment transfer-depth`'s settings (see `run_transfer_depth`)."""
+
+    source: str = option(None, "a run directory or checkpoint, or a model name with "
+                         "--weights", positional=True, metavar="SOURCE")
+    weights: str | None = option(None, metavar="W")
+    data: tuple[str, ...] = option((), "data sets, comma-separated (near the source's task "
+                                   "first)", required=True, metavar="NEAR,FAR")
+    data_dir: str | None = option(None, metavar="DIR")
+    depths: tuple[int, ...] | None = option(
+        None, "groups retrained before the head (default: 0 .. all; all is always run, the "
+        "weight changes come from it)", metavar="D,D,...")
+    labels_per_class: int | None = option(None, "train on the first K images of each class "
+                                          "(default: all)", metavar="K", minimum=1)
+    epochs: int = option(3, metavar="N", minimum=1)
+    lr: float = option(0.01, metavar="X", minimum=1e-12)
+    lr_decay: float = option(1.0, "rate factor per group further from the head (1: the same "
+                             "rate for every retrained group)", metavar="X", minimum=1e-12)
+    batch_size: int = option(32, metavar="N", minimum=1)
+    input: Size | None = option(None, "input size (default: what the weights expect)",
+                                metavar="CxHxW")
+    test_limit: int | None = option(None, "score on about N test images", metavar="N",
+                                    minimum=1)
+    no_recalibrate_bn: bool = option(False, "score with the batch-norm statistics training "
+                                     "left")
+    device: str = option("auto", metavar="cpu|cuda|auto")
+    seed: int = option(0, metavar="N")
+    out: str = option("runs/transfer-depth", metavar="DIR")
 
 
 def body_groups(model: nn.Module) -> list[str]:
