@@ -1,4 +1,6 @@
-"""Training: a typed config, recipes, the loop, schedules, checkpoints that resume exactly."""
+"""Training proper: a typed config and recipes, `fit` and the run it drives, epochs, schedules,
+freezing and fine-tuning preparation, callbacks. Checkpoints live in `runs`, scoring in
+`evaluation`, the device and processes in `runtime`."""
 
 from ..runs.checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig, load_recipe, recipe_names
