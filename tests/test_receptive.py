@@ -160,3 +160,17 @@ def test_bad_input_size() -> None:
         receptive_fields("vgg16", (3, 0, 224))
     with pytest.raises(UserInputError, match="cannot take"):
         receptive_fields("vgg16", (3, 8, 8))
+
+
+def test_adaptive_pooling_that_does_not_divide_its_input() -> None:
+    # 32 -> 8 (4x4/4), then 8 -> 7: bins of 2 maps positions starting one position apart, so
+    # the output's neighbours are 4 input pixels apart (8/7 of a position would be 4.57) and
+    # each sees 4 + 4 = 8 pixels
+    model = nn.Sequential(nn.Conv2d(1, 1, 4, 4), nn.AdaptiveAvgPool2d(7))
+    rows = receptive_fields(model, (1, 32, 32))
+    assert rows[-1].output_shape == (1, 1, 7, 7)
+    assert rows[-1].rf == (8, 8) and max(rows[-1].rf) <= 32
+    assert rows[-1].jump == (4, 4)
+    # 10 -> 4: bins of 3 starting at 0, 2, 5, 7: (10 - 3) / 3 positions apart on average
+    rows = receptive_fields(nn.Sequential(nn.AdaptiveMaxPool2d(4)), (1, 10, 10))
+    assert rows[-1].rf == (3, 3) and rows[-1].jump == pytest.approx((7 / 3, 7 / 3))

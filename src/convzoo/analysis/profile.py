@@ -18,9 +18,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 
 from ..errors import UserInputError
+from .meta import build_meta, check_input_size, meta_call
 
 _NO_NEW_TENSOR = (nn.Identity, nn.Flatten, nn.Dropout, nn.Dropout2d, nn.Unflatten)
 
@@ -194,13 +194,6 @@ def _layer_extra(m: nn.Module) -> dict[str, Any]:
     return out
 
 
-def _meta_model(model: nn.Module) -> dict[str, torch.Tensor]:
-    """Meta stand-ins for every parameter and buffer, for functional_call."""
-    state = {k: torch.empty_like(v, device="meta") for k, v in model.named_parameters()}
-    state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
-    return state
-
-
 def profile_model(
     model: nn.Module, input_size: tuple[int, int, int], batch_size: int = 1, name: str = "",
     training: bool = False,
@@ -209,8 +202,7 @@ def profile_model(
     `training` (which runs what only training runs: GoogLeNet's auxiliary classifiers)."""
     if batch_size < 1:
         raise UserInputError(f"batch size must be at least 1, got {batch_size}")
-    if len(input_size) != 3 or min(input_size) < 1:
-        raise UserInputError(f"input size must be C, H, W, each at least 1, got {input_size}")
+    input_size = check_input_size(tuple(input_size))
     name = name or getattr(model, "model_name", type(model).__name__)
     rows: dict[str, LayerRow] = {}
     order: list[str] = []
@@ -256,11 +248,7 @@ def profile_model(
     try:
         # The input is made inside too: an enclosing mode (the receptive-field tracer) sees it.
         with no_dynamo_import(), counter, torch.no_grad():
-            x = torch.empty(batch_size, *input_size, device="meta")
-            if _on_meta(model):
-                model(x)
-            else:
-                functional_call(model, _meta_model(model), (x,))
+            meta_call(model, torch.empty(batch_size, *input_size, device="meta"))
     except (RuntimeError, ValueError, IndexError) as e:
         raise _forward_error(name, input_size, entered, e) from None
     finally:
@@ -311,20 +299,9 @@ def meta_forward(model: nn.Module, input_size: tuple[int, int, int], batch_size:
     model.eval()
     try:
         with no_dynamo_import(), torch.no_grad():
-            x = torch.empty(batch_size, *input_size, device="meta")
-            if _on_meta(model):
-                model(x)
-            else:
-                functional_call(model, _meta_model(model), (x,))
+            meta_call(model, torch.empty(batch_size, *input_size, device="meta"))
     finally:
         model.train(was_training)
-
-
-def _on_meta(model: nn.Module) -> bool:
-    t = next(model.parameters(), None)
-    if t is None:
-        t = next(model.buffers(), None)
-    return t is None or t.is_meta
 
 
 def _forward_error(
@@ -359,14 +336,7 @@ def summary(
     A name is built on the meta device, so even VGG-19 costs no memory; a module is run with
     meta stand-ins for its parameters, leaving its own weights untouched.
     """
-    if isinstance(model_or_name, str):
-        from ..registry import create_model
-
-        with torch.device("meta"):
-            model = create_model(model_or_name, **model_kwargs)
-        name = model_or_name
-    else:
-        model, name = model_or_name, getattr(model_or_name, "model_name", "")
-    if input_size is None:
-        input_size = tuple(getattr(model, "default_input_size", (3, 224, 224)))
-    return profile_model(model, tuple(input_size), batch_size, name, training)
+    model, name, input_size = build_meta(model_or_name, input_size, **model_kwargs)
+    if not isinstance(model_or_name, str):
+        name = getattr(model_or_name, "model_name", "")  # profile_model names it then
+    return profile_model(model, input_size, batch_size, name, training)

@@ -35,12 +35,12 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.func import functional_call
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 from torch.utils.weak import WeakTensorKeyDictionary
 
 from ..errors import UserInputError
+from .meta import build_meta, meta_call
 from .profile import Profile, profile_model
 
 aten = torch.ops.aten
@@ -223,9 +223,13 @@ class _Tracer(TorchDispatchMode):
             return _collapse(fx)
 
         def axis(a: Axis, n: int, m: int) -> Axis:
-            # bin i covers [floor(i n / m), ceil((i+1) n / m)): the widest bin is the kernel
+            # bin i covers [floor(i n / m), ceil((i+1) n / m)): the widest bin is the kernel.
+            # Where m does not divide n the bins overlap, so their starts are not n / m apart:
+            # the first starts at 0 and the last at n - width, which puts the m starts
+            # (n - width) / (m - 1) apart on average (8 -> 7: bins of 2, one apart, not 8/7).
             width = max(-(-(i + 1) * n // m) - (i * n // m) for i in range(m))
-            return Axis(int(a.size + (width - 1) * a.jump), a.jump * Fraction(n, m), a.lo)
+            step = Fraction(n, m) if n % m == 0 or m == 1 else Fraction(n - width, m - 1)
+            return Axis(int(a.size + (width - 1) * a.jump), a.jump * step, a.lo)
 
         return Field(axis(fx.h, n_h, m_h), axis(fx.w, n_w, m_w), (m_h, m_w), fx.depth, fx.merges)
 
@@ -275,12 +279,6 @@ class _Tracer(TorchDispatchMode):
         return merged
 
 
-def _meta_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    state = {k: torch.empty_like(v, device="meta") for k, v in model.named_parameters()}
-    state.update({k: torch.empty_like(v, device="meta") for k, v in model.named_buffers()})
-    return state
-
-
 def _first_tensor(out: Any) -> torch.Tensor | None:
     flat = [t for t in tree_flatten(out)[0] if isinstance(t, torch.Tensor)]
     return flat[0] if flat else getattr(out, "logits", None)
@@ -298,29 +296,9 @@ def _row(name: str, mod: nn.Module, t: torch.Tensor, f: Field, f_in: Field | Non
     )
 
 
-def _build(model_or_name: nn.Module | str, input_size, model_kwargs) -> tuple:
-    if isinstance(model_or_name, str):
-        from ..registry import create_model
-
-        with torch.device("meta"):
-            model = create_model(model_or_name, **model_kwargs)
-        name = model_or_name
-    else:
-        model = model_or_name
-        name = getattr(model, "model_name", type(model).__name__)
-    if input_size is None:
-        input_size = tuple(getattr(model, "default_input_size", (3, 224, 224)))
-    if len(input_size) != 3 or min(input_size) < 1:
-        raise UserInputError(f"input size must be C, H, W, each at least 1, got {input_size}")
-    return model, name, tuple(input_size)
-
-
 def _forward(model: nn.Module, input_size: tuple[int, int, int]) -> Any:
-    x = torch.empty(1, *input_size, device="meta")
     model.eval()
-    if _on_meta(model):
-        return model(x)
-    return functional_call(model, _meta_state(model), (x,))
+    return meta_call(model, torch.empty(1, *input_size, device="meta"))
 
 
 def trace_fields(
@@ -333,7 +311,7 @@ def trace_fields(
     `run(model, input_size)` runs the forward pass (default: one meta input); whatever it
     feeds the model first is the input whose pixels the fields count.
     """
-    model, name, input_size = _build(model_or_name, input_size, model_kwargs)
+    model, name, input_size = build_meta(model_or_name, input_size, **model_kwargs)
     tracer = _Tracer()
     rows: dict[str, RFRow] = {}
     order: list[str] = []
@@ -405,7 +383,7 @@ def profile_with_fields(
     batch_size: int = 1, **model_kwargs: Any,
 ) -> tuple[Profile, RFTrace]:
     """`convzoo.summary` and `trace_fields` in one meta forward pass (the rows share names)."""
-    model, name, input_size = _build(model_or_name, input_size, model_kwargs)
+    model, name, input_size = build_meta(model_or_name, input_size, **model_kwargs)
     got: list[Profile] = []
     trace = trace_fields(model, input_size, run=lambda m, size: got.append(
         profile_model(m, size, batch_size, name)))
@@ -423,9 +401,3 @@ def receptive_fields(
     """
     return trace_fields(model_or_name, input_size, **model_kwargs).rows
 
-
-def _on_meta(model: nn.Module) -> bool:
-    t = next(model.parameters(), None)
-    if t is None:
-        t = next(model.buffers(), None)
-    return t is None or t.is_meta
