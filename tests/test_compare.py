@@ -81,3 +81,19 @@ def test_plot(capsys, tmp_path) -> None:
     assert w > 500 and h > 400
     rc, _, err = run(capsys, "compare", "lenet5", "--plot", str(tmp_path / "none.png"))
     assert rc == 2 and "published top-1" in err
+
+
+def test_training_only_heads_are_counted_apart(capsys) -> None:
+    # GoogLeNet holds 13,378,280 parameters with its two auxiliary classifiers; MACs and depth
+    # are those of inference, and so is `params`: the aux heads are named in a note
+    rc, out, _ = run(capsys, "compare", "googlenet", "resnet18", "--format", "json")
+    data = json.loads(out)
+    rows = {r["model"]: r for r in data["rows"]}
+    g = rows["googlenet"]
+    assert rc == 0 and summary("googlenet").total_params == 13_378_280
+    assert g["params"] + g["train_only_params"] == 13_378_280 and g["train_only_params"] > 0
+    assert g["params"] == summary("googlenet", aux_logits=False).total_params
+    assert rows["resnet18"]["train_only_params"] == 0
+    assert any("googlenet 13,378,280 with them" in n for n in data["notes"])
+    rc, out, _ = run(capsys, "compare", "googlenet", "--format", "markdown")
+    assert f"{g['params']:,}" in out and "training-only heads" in out

@@ -27,7 +27,7 @@ class Published:
 @dataclass
 class CompareRow:
     model: str
-    params: int
+    params: int  # those that run at inference, as MACs and depth count
     macs: int  # at the default input
     activations: int  # output elements of the layers, batch 1
     activation_mb: float  # the same at float32, in MB (10^6 bytes)
@@ -38,6 +38,9 @@ class CompareRow:
     source: str
     citation: str
     evaluation: str
+    # parameters of modules only training runs (GoogLeNet's auxiliary classifiers), not in
+    # `params`; the model holds params + train_only_params
+    train_only_params: int = 0
 
     @property
     def gmacs(self) -> float:
@@ -68,15 +71,27 @@ def compare_models(names: list[str]) -> list[CompareRow]:
     for name in names:
         prof, trace = profile_with_fields(name)
         p = pub.get(name)
+        # rows the eval-mode forward did not reach hold the training-only heads' parameters
+        train_only = sum(r.params for r in prof.layers if r.extra.get("ran") is False)
         rows.append(CompareRow(
-            model=name, params=prof.total_params, macs=prof.total_macs,
+            model=name, params=prof.total_params - train_only, macs=prof.total_macs,
             activations=prof.activation_elements,
             activation_mb=round(prof.activation_elements * 4 / 1e6, 2), depth=trace.depth,
             input="x".join(map(str, prof.input_size)),
             top1=p.top1 if p else None, top5=p.top5 if p else None,
             source=p.source if p else "", citation=p.citation if p else "",
-            evaluation=p.evaluation if p else ""))
+            evaluation=p.evaluation if p else "", train_only_params=train_only))
     return rows
+
+
+def train_only_note(rows: list[CompareRow]) -> str | None:
+    """The footnote for models that carry training-only heads, or None when none does."""
+    parts = [f"{r.model} {r.params + r.train_only_params:,} with them" for r in rows
+             if r.train_only_params]
+    if not parts:
+        return None
+    return ("params, like MACs and depth, count what runs at inference; training-only heads "
+            "(auxiliary classifiers) are left out: " + "; ".join(parts))
 
 
 def sort_rows(rows: list[CompareRow], column: str, reverse: bool = False) -> list[CompareRow]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ..analysis.compare import COLUMNS, compare_models, sort_rows
+from ..analysis.compare import COLUMNS, compare_models, sort_rows, train_only_note
 from ..errors import UserInputError
 from ..registry import get_entry, list_models
 from ..tables import FORMATS, Table, human
@@ -68,8 +68,10 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from ..viz.evolution import draw_evolution
 
         shown = draw_evolution(rows, args.plot)
+    extra = train_only_note(rows)
+    notes = _NOTES + ([extra] if extra else [])
     if args.format == "json":
-        emit(json.dumps({"rows": [r.to_dict() for r in rows], "notes": _NOTES}, indent=2))
+        emit(json.dumps({"rows": [r.to_dict() for r in rows], "notes": notes}, indent=2))
     else:
         cols = ["model", "params", "MACs", "activations (MB)", "depth", "input", "top-1",
                 "top-5", "source"]
@@ -77,7 +79,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
                  human(r.macs) if args.format == "table" else r.macs,
                  f"{r.activation_mb:.1f}", r.depth, r.input, _pct(r.top1), _pct(r.top5),
                  r.source or "-"] for r in rows]
-        emit(Table(f"{len(rows)} models", cols, body, _NOTES,
+        emit(Table(f"{len(rows)} models", cols, body, notes,
                    align_right={1, 2, 3, 4, 6, 7}).render(args.format))
     if args.plot:
         emit(f"{args.plot}: {shown} of {len(rows)} models (those with a published top-1)")
