@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import emit, formatter, output_file, positive
+from .common import emit, formatter, output_file, positive, size_arg
 
 SOURCE_HELP = ("a training run directory or checkpoint, or a registered model name (random "
                "weights unless --weights)")
@@ -89,6 +89,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, metavar="FILE.png",
                    help="the grid; FILE.json beside it gets every patch's value and place")
     q.set_defaults(func=cmd_top_patches)
+
+    q = kinds.add_parser(
+        "architecture", help="the network drawn as the lectures draw it: volumes, blocks, "
+                             "columns (SVG, PNG or PDF)",
+        **formatter("examples:\n"
+                    "  convzoo viz architecture lenet5 --style volumes --out lenet5.svg\n"
+                    "  convzoo viz architecture googlenet --style blocks "
+                    "--block stages.0.inception3a --out 3a.png\n"
+                    "  convzoo viz architecture vgg19 plain34 resnet34 --style columns "
+                    "--out fig3.svg"))
+    q.add_argument("models", nargs="+", metavar="MODEL", help="registered names (columns "
+                   "draws several side by side)")
+    q.add_argument("--style", choices=("volumes", "blocks", "columns"), default="volumes",
+                   help="volumes: feature maps as boxes (LeNet, AlexNet); blocks: inside one "
+                        "block; columns: one box per layer, shortcuts as arcs (ResNet Fig. 3)")
+    q.add_argument("--block", metavar="NAME", help="blocks: the block's module name, e.g. "
+                   "stages.0.inception3a (default: the first block of each kind)")
+    q.add_argument("--input", type=size_arg, metavar="CxHxW",
+                   help="input size (default: the model's own)")
+    q.add_argument("--out", required=True, metavar="FILE.svg|.png|.pdf")
+    q.set_defaults(func=cmd_architecture)
+
+
+def cmd_architecture(args: argparse.Namespace) -> int:
+    from ..registry import get_entry
+    from ..viz.architecture import draw_architecture
+
+    output_file(args.out)
+    for name in args.models:
+        get_entry(name)  # an unknown name: the registry's message with close names
+    flows, (w, h) = draw_architecture(args.models, args.style, args.out, args.block,
+                                      args.input)
+    params = ", ".join(f"{f.name} {f.profile.total_params:,} parameters" for f in flows)
+    emit(f"{args.out}: {args.style} of {params}; {w}x{h} pixels at the SVG's scale")
+    return 0
 
 
 def cmd_activation_functions(args: argparse.Namespace) -> int:
