@@ -55,7 +55,6 @@ def _layout(flow: Flow, u: Unit) -> tuple[list[Node], dict[int, tuple[float, int
     """(nodes, id -> (lane, layer)): a chain keeps its lane; a fork opens new lanes to the
     right (the larger output keeps the lane of two; three or more keep the order they ran)."""
     inside = flow.inside(u.name)
-    ids = {n.id for n in inside}
     entry = flow.entry.get(u.name) or [inside[0].preds[0]]
     src = flow.nodes[entry[0]]
     nodes = [src, *inside]
@@ -67,10 +66,16 @@ def _layout(flow: Flow, u: Unit) -> tuple[list[Node], dict[int, tuple[float, int
     place: dict[int, tuple[float, int]] = {src.id: (0.0, 0)}
     used: set[tuple[float, int]] = {(0.0, 0)}
     heir: dict[int, int] = {}  # node -> the successor that keeps its lane
+    reach: dict[int, int] = {}  # the longest chain from a node to the block's end
+    for n in reversed(nodes):
+        reach[n.id] = 1 + max((reach[m.id] for m in succ[n.id]), default=0)
     for n in nodes:
         s = succ[n.id]
         if len(s) == 2:
-            heir[n.id] = max(s, key=lambda m: (_numel(m.shape), -m.id)).id
+            # the main path keeps the lane: not a 1x1 gate (squeeze-and-excitation), the
+            # longer way to the join (not the shortcut), then the larger output
+            heir[n.id] = max(s, key=lambda m: (m.shape[-2:] != (1, 1) or len(m.shape) < 3,
+                                               reach[m.id], _numel(m.shape), -m.id)).id
         elif s:
             heir[n.id] = s[0].id
     lanes = 1
@@ -90,7 +95,6 @@ def _layout(flow: Flow, u: Unit) -> tuple[list[Node], dict[int, tuple[float, int
         lanes = max(lanes, int(lane) + 1)
         place[n.id] = (lane, layer)
         used.add((lane, layer))
-    del ids
     return nodes, place
 
 

@@ -10,7 +10,7 @@ from .canvas import Canvas, text_width
 from .graph import Flow, layer_text, shape_text
 from .units import Unit, units
 
-ROW_W = 1500  # wrap to a new row past this width
+ROW_W = 1100  # wrap to a new row past this width (a page scales wider drawings down)
 GAP = 34
 CAP = 11  # caption font size
 FILL = {"conv": "#cfe0f5", "pool": "#e6e6e6", "fc": "#f6dcc4", "block": "#d9efd2",

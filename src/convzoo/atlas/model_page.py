@@ -1,0 +1,55 @@
+"""One model's page: its drawings, layer table with receptive fields, the paper's (or the
+lecture's) table, citation, published accuracy and training defaults."""
+
+from __future__ import annotations
+
+from html import escape
+from pathlib import Path
+
+from ..analysis.compare import CompareRow
+from ..analysis.paper import paper_table
+from ..analysis.receptive import trace_fields
+from ..analysis.summary_table import profile_table
+from ..viz.architecture import draw, styles_for, trace_flow
+
+
+def model_page(r: CompareRow, out: Path) -> str:
+    from . import _page, html_table
+
+    flow = trace_flow(r.model)
+    figs = []
+    for style in styles_for(flow):
+        name = f"{r.model}_{style}.svg"
+        draw([flow], style).save(out / "figures" / name, title=f"{r.model} ({style})")
+        figs.append(f'<h3>{style}</h3><img class="fig" src="../figures/{name}" '
+                    f'alt="{escape(r.model)} drawn as {style}">')
+    trace = trace_fields(flow.model, flow.profile.input_size)
+    paper = getattr(flow.model, "paper", None)
+    cite = escape(getattr(paper, "citation", "") or "")
+    url = getattr(paper, "url", "")
+    if url:
+        cite += f' <a href="{escape(url)}">{escape(url)}</a>'
+    acc = ("not published here" if r.top1 is None and r.top5 is None else
+           f"top-1 {r.top1 if r.top1 is not None else '-'}%, top-5 "
+           f"{r.top5 if r.top5 is not None else '-'}% ({escape(r.source)}: "
+           f"{escape(r.evaluation)}; {escape(r.citation)})")
+    body = [f"<p>{cite}</p>",
+            f"<p>{r.params:,} parameters, {r.macs:,} MACs at {r.input}, depth {r.depth}; "
+            f"published ImageNet accuracy: {acc}</p>",
+            _defaults(r.model), "<h2>Drawings</h2>", *figs,
+            "<h2>Layers, with receptive fields</h2>",
+            html_table(profile_table(flow.profile, trace)),
+            "<h2>The paper's table</h2>", html_table(paper_table(flow.model, flow.profile))]
+    return _page(r.model, "\n".join(body), 1)
+
+
+def _defaults(name: str) -> str:
+    try:
+        from ..train.defaults import model_defaults
+
+        d = model_defaults(name)
+    except Exception:  # a model without an entry: the page says so rather than failing
+        return "<p>Training defaults: none recorded.</p>"
+    return (f"<h2>Training defaults</h2><p>recipe <code>{escape(d.recipe)}</code> "
+            f"(built for {escape(d.built_for)}): {escape(d.why)}</p>"
+            f"<pre>convzoo train {escape(name)}</pre>")
