@@ -11,11 +11,10 @@ from ..analysis.paper import paper_table
 from ..analysis.receptive import trace_fields
 from ..analysis.summary_table import profile_table
 from ..viz.architecture import draw, styles_for, trace_flow
+from .html import html_table, page
 
 
 def model_page(r: CompareRow, out: Path) -> str:
-    from . import _page, html_table
-
     flow = trace_flow(r.model)
     figs = []
     for style in styles_for(flow):
@@ -40,7 +39,7 @@ def model_page(r: CompareRow, out: Path) -> str:
             "<h2>Layers, with receptive fields</h2>",
             html_table(profile_table(flow.profile, trace)),
             "<h2>The paper's table</h2>", html_table(paper_table(flow.model, flow.profile))]
-    return _page(r.model, "\n".join(body), 1)
+    return page(r.model, "\n".join(body), 1)
 
 
 def _defaults(name: str) -> str:
