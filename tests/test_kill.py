@@ -20,7 +20,8 @@ from convzoo.cli import main
 from convzoo.runs import checkpoint as ck
 from convzoo.train.run import read_steps
 
-ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--epochs", "3", "--batch-size", "16",
+ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--val-split", "0",
+        "--epochs", "3", "--batch-size", "16",
         "--device", "cpu", "--save-every", "1", "--save-minutes", "0", "--quiet",
         "--set", "plots=false", "--set", "tensorboard=false", "--no-report"]
 # Every file a save writes waits a little first, so kills land inside writes and swaps too.

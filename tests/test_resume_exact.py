@@ -55,7 +55,7 @@ def _cfg(out: Path, model: str, **kw) -> TrainConfig:
     base = dict(model=model, data=DATA, epochs=2, batch_size=16, lr=0.05, device="cpu",
                 out=str(out), tensorboard=False, plots=False, log_every=1,
                 schedule="onecycle", ema=0.9, augment="shift_flip", nesterov=True,
-                label_smoothing=0.1, grad_clip=5.0)
+                label_smoothing=0.1, grad_clip=5.0, val_split=0.0)  # steps counted from 96
     base.update(kw)
     return TrainConfig(**base)
 
@@ -203,7 +203,7 @@ from convzoo.runtime.device import resolve_device
 def run(out, stop, resume):
     cfg = TrainConfig(model="lenet5_modern", data="fake:1x28x28:128:4", epochs=2,
                       device="cpu", batch_size=16, out=out, plots=False, tensorboard=False,
-                      save_minutes=0)
+                      save_minutes=0, val_split=0.0)
     r = Run(cfg, ddp, resume=out if resume else None)
     r.stop_at_step = stop
     try:

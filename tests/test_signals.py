@@ -20,7 +20,8 @@ from convzoo.runs import checkpoint as ck
 from convzoo.runtime.signals import StopOnSignal, TrainingInterrupted
 from convzoo.train.run import Run, read_steps
 
-ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--epochs", "2", "--batch-size", "16",
+ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--val-split", "0",
+        "--epochs", "2", "--batch-size", "16",
         "--device", "cpu", "--save-minutes", "0", "--quiet",
         "--set", "plots=false", "--set", "tensorboard=false", "--no-report"]
 SLOW_STEPS = (  # each optimiser step waits a little, so a signal lands in the middle of the run

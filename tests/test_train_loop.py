@@ -54,15 +54,17 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _cfg(tmp_path: Path, name: str, **kw) -> TrainConfig:
+    # val_split 0: the whole training split, so steps and batches are counted from it
     base = dict(model=name, data=DATA, epochs=4, batch_size=16, lr=0.05, device="cpu",
-                out=str(tmp_path / "run"), tensorboard=False, plots=False, log_every=1)
+                out=str(tmp_path / "run"), tensorboard=False, plots=False, log_every=1,
+                val_split=0.0)
     base.update(kw)
     return TrainConfig(**base)
 
 
 def test_a_few_epochs_lower_the_loss(tiny: str, tmp_path: Path) -> None:
     s = fit(_cfg(tmp_path, tiny, epochs=5, schedule="cosine", lr=0.2,
-                 model_args={"dropout": 0.0}))
+                 model_args={"dropout": 0.0}, val_split=0.1))
     rows = [json.loads(json.dumps(r)) for r in load_checkpoint(tmp_path / "run").meta["history"]]
     assert rows[-1]["train_loss"] < 0.8 * rows[0]["train_loss"]
     assert s["status"] == "completed" and s["epochs"] == 5

@@ -113,3 +113,26 @@ def emit(text: str) -> None:
     if os.environ.get("RANK", "0") != "0":  # under torchrun, rank 0 speaks for all
         return
     print(text, flush=True)
+
+
+def plural(n: int, word: str) -> str:
+    """'1 epoch', '4 epochs'."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def topk_text(test: dict[str, Any]) -> str:
+    """', top-5 accuracy X' where top-k says something (k below the number of classes)."""
+    k, classes = test.get("top5_k", 5), len(test.get("per_class") or {})
+    if test.get("top5") is None or (classes and k >= classes):
+        return ""
+    return f", top-{k} accuracy {test['top5']:.4f}"
+
+
+def trained_text(summary: dict[str, Any]) -> str:
+    """'4 epochs in 51.1 s', or for a resumed run what this invocation trained."""
+    total = int(summary.get("epochs") or 0)
+    now = int(summary.get("epochs_trained", total))
+    text = f"{plural(now, 'epoch')} in {summary.get('wall_s', 0.0):.1f} s"
+    if now != total:
+        text += f" (resumed after epoch {total - now}; {total} in all)"
+    return text

@@ -89,7 +89,7 @@ def _plain(args: argparse.Namespace) -> int:
         notes.append(r["note"])
     if r["confusion_png"]:
         notes.append(f"confusion matrix: {r['confusion_png']}")
-    notes.insert(0, f"{r['n']:,} {r['split']} images; checkpoint {r['checkpoint']}")
+    notes.insert(0, f"{r['n']:,} {r['split']} images; checkpoint {r['checkpoint_used']}")
     emit(Table(f"{r['model']} on {r['data']}", ["class", "images", "accuracy", "error"],
                rows, notes, align_right={1, 2, 3}).render("table"))
     return 0

@@ -76,15 +76,41 @@ def cmd_features(args: argparse.Namespace) -> int:
                                  f"{'x'.join(map(str, size))} input ({first}); give a larger "
                                  "--input") from None
         tensors[f"{split}_features"], tensors[f"{split}_labels"] = x.contiguous(), y
+    scaled = standardise(tensors, splits[0]) if args.random else None
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = {"source": src.description, "random": str(args.random), "layer": args.layer or
             "head input", "data": data.name, "classes": json.dumps(list(data.classes)),
             "input_size": "x".join(map(str, size))}
+    if scaled is not None:
+        meta["scaled"] = scaled
     tmp = out.with_name(out.name + ".tmp")
     save_file(tensors, str(tmp), metadata=meta)
     tmp.replace(out)
     shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in tensors.items())
     emit(f"{out}: {shapes} ({'random' if args.random else 'source'} weights, layer "
          f"{meta['layer']})")
+    if scaled is not None:
+        emit(f"random features {scaled}, so a plain linear model can use them")
+    else:
+        spread = float(tensors[f"{splits[0]}_features"].float().std())
+        if spread < 1e-3:
+            emit(f"note: these features vary little (standard deviation {spread:.2g}); "
+                 "standardise them (e.g. sklearn's StandardScaler) before a linear model")
     return 0
+
+
+def standardise(tensors: dict, first: str) -> str:
+    """Scale every split's features in place by the per-feature mean and standard deviation
+    of `first` split's. A randomly initialised deep network's eval-mode features can be tiny
+    (a standard deviation of 1e-9 after many layers of unit-variance batch norm that never saw
+    data), far below what a regularised linear model can use; scaling keeps them as they
+    are in every other respect. Returns what was done, for the file's metadata."""
+    ref = tensors[f"{first}_features"].double()
+    mean, std = ref.mean(0), ref.std(0)
+    std = std.where(std > 0, std.new_ones(()))  # a constant feature stays constant
+    for key in [k for k in tensors if k.endswith("_features")]:
+        x = tensors[key]
+        tensors[key] = ((x.double() - mean) / std).to(x.dtype).contiguous()
+    return (f"standardised (zero mean, unit standard deviation per feature, from the {first} "
+            f"split; its raw standard deviation was {float(ref.std()):.2g})")

@@ -92,9 +92,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 def _report(summary: dict, report: bool = True) -> int:
     test = summary.get("test")
     if test:
+        from .common import topk_text, trained_text
+
         emit(f"{summary['model']} fine-tuned on {summary['data']}: test top-1 accuracy "
-             f"{test['top1']:.4f}, top-5 {test['top5']:.4f}; {summary['epochs']} epochs in "
-             f"{summary['wall_s']:.1f} s")
+             f"{test['top1']:.4f}{topk_text(test)}; {trained_text(summary)}")
     emit(f"run files: {summary['run_dir']} (summary.json, metrics.csv, last/, best/)")
     if report and summary.get("status") in ("completed", "stopped"):
         from .train import write_report

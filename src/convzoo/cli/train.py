@@ -7,7 +7,15 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
-from .common import add_field_flags, emit, field_values, formatter
+from .common import (
+    add_field_flags,
+    emit,
+    field_values,
+    formatter,
+    plural,
+    topk_text,
+    trained_text,
+)
 
 # Switches that set a TrainConfig field of their own name.
 SWITCHES = ("nesterov", "compile", "tta_flip")
@@ -122,14 +130,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not is_main():  # under torchrun, rank 0 reports for all
         return 0
     if summary.get("already_finished"):
-        emit(f"{summary['run_dir']} has finished ({summary.get('epochs')} of {cfg.epochs} epochs, "
-             f"{summary.get('steps')} steps); nothing to do (raise --epochs to train longer)")
+        emit(f"{summary['run_dir']} has finished ({summary.get('epochs')} of "
+             f"{plural(cfg.epochs, 'epoch')}, {plural(summary.get('steps') or 0, 'step')}); "
+             "nothing to do (raise --epochs to train longer)")
         return 0
     test = summary.get("test")
     if test:
         emit(f"{cfg.model} on {summary['data']}: test top-1 accuracy {test['top1']:.4f} "
-             f"(error {test['err1']:.4f}), top-5 accuracy {test['top5']:.4f}; "
-             f"{summary['epochs']} epochs in {summary['wall_s']:.1f} s")
+             f"(error {test['err1']:.4f}){topk_text(test)}; {trained_text(summary)}")
     elif summary["status"] == "stopped":
         emit(f"stopped after epoch {summary['epochs']}; continue with "
              f"`convzoo train --resume {summary['run_dir']}`")

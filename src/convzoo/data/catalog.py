@@ -128,6 +128,8 @@ class DataSet:
     mean: tuple[float, ...] = _ReadOnFirstUse()  # type: ignore[assignment]
     std: tuple[float, ...] = _ReadOnFirstUse()  # type: ignore[assignment]
     source: str
+    #: the data set's own validation split, where it comes with one (runs choose best/ on it)
+    val: Split | None = None
 
     @property
     def num_classes(self) -> int:

@@ -38,7 +38,7 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
     `data` (default: the data set it trained on), scored as the run evaluated (`score.plan_for`:
     its normalisation, precision and test-time flip)."""
     from ..runs.metrics import plot_confusion
-    from ..runs.source import load_source
+    from ..runs.source import checkpoint_line, load_source
     from ..runtime.device import resolve_device
     from .score import plan_for, score
 
@@ -64,7 +64,9 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
         skipped = (f"confusion matrix not written: {out_dir} is not writable ({e.strerror}); "
                    "give --out DIR for it")
         note = f"{note}; {skipped}" if note else skipped
-    result = {"model": meta.get("model"), "checkpoint": str(ckpt_path), "data": name,
+    used = checkpoint_line(src.checkpoint, which) if src.checkpoint is not None else str(source)
+    result = {"model": meta.get("model"), "checkpoint": str(ckpt_path), "checkpoint_used": used,
+              "data": name,
               "split": split, **res.to_dict(names),
               "per_class_n": dict(zip(names, res.confusion.sum(1).tolist())),
               "confusion_png": str(png) if png else None}

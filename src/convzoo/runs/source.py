@@ -75,6 +75,33 @@ class RunPreprocess:
         return self.pipeline(x[None])[0]
 
 
+def checkpoint_line(ckpt: Checkpoint, prefer: str = "best") -> str:
+    """Which checkpoint of a run a tool took, and why: `best` (the epoch and what chose it)
+    or `last` (asked for, or the run kept no best/)."""
+    meta = ckpt.meta
+    name = ckpt.path.name
+    total = (meta.get("config") or {}).get("epochs")
+    at = f"epoch {meta.get('epoch')}" + (f" of {total}" if total else "")
+    sel = meta.get("selection")
+    if name.startswith("best"):
+        if isinstance(sel, dict) and sel.get("split") == "val":
+            top1 = meta.get("best_top1")
+            score = f" {top1:.4f}" if isinstance(top1, int | float) else ""
+            why = f"the best validation top-1{score} ({sel.get('images')} images)"
+        else:
+            why = "chosen on the test split by an older convzoo: its test score is optimistic"
+        return f"{ckpt.path} (best/: {at}, {why})"
+    if prefer == "best":
+        if isinstance(sel, dict) and sel.get("split") is None:
+            reason = str(sel.get("how", "")).split(": ")[0]
+        elif isinstance(sel, dict):
+            reason = "no epoch has been scored on its validation split yet"
+        else:
+            reason = "no best/ in the run"
+        return f"{ckpt.path} (last/: {at}; the run has no best/: {reason})"
+    return f"{ckpt.path} (last/: {at})"
+
+
 def default_preprocess(model: nn.Module) -> Preprocess:
     """For weights that declare none: ImageNet statistics, a 0.875 centre crop at the input size."""
     c, h, _ = getattr(model, "default_input_size", (3, 224, 224))
@@ -120,7 +147,8 @@ def _from_run(source: str, prefer: str, ema: bool, device: str | torch.device) -
     prep = RunPreprocess(stored, input_size,  # type: ignore[arg-type]
                          meta.get("mean", [0.5] * stored[0]), meta.get("std", [0.5] * stored[0]))
     return Source(
-        model, f"{ckpt.path} ({meta.get('model')} trained on {meta.get('data')})", prep,
+        model, f"{meta.get('model')} trained on {meta.get('data')}, "
+               f"{checkpoint_line(ckpt, prefer)}", prep,
         class_names=ckpt.class_names,
         input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
         mean=tuple(meta["mean"]) if meta.get("mean") else None,

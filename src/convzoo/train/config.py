@@ -40,7 +40,9 @@ class TrainConfig:
     data_dir: str | None = None
     input_size: tuple[int, int, int] | None = None  # what the model sees (default: its own;
     # channels 0: the data's)
-    val_split: float = 0.0  # fraction of the training set held out for validation
+    # fraction of each class of the training set held out for validation, on which best/ is
+    # chosen (a data set's own validation split takes its place); 0: none, and no best/
+    val_split: float = 0.1
     mean: list[float] | None = None  # normalisation on the 0..1 scale (default: the data's)
     std: list[float] | None = None
     # fine-tuning (`convzoo finetune`): linear | partial | full, on the named parameter groups
@@ -126,7 +128,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
-        return replace(cls(), d, what="config")
+        # a config written before a field existed means the behaviour it had then
+        return replace(cls(), {**LEGACY, **d}, what="config")
+
+
+#: Fields whose default changed, with the value a saved config that lacks them meant: runs
+#: from before validation splits trained on the whole training split.
+LEGACY: dict[str, Any] = {"val_split": 0.0}
 
 
 FIELDS = {f.name: f for f in fields(TrainConfig)}

@@ -37,6 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..data.split import validation_split
 from ..errors import UserInputError
 from ..evaluation.score import EvalResult, evaluate
 from ..runs import checkpoint as ck
@@ -169,11 +170,20 @@ def check_same_architecture(model: nn.Module, ckpt: ck.Checkpoint) -> None:
                              "without passing a model, or pass the same model")
 
 
-def _stats_line(epoch: int, cfg: TrainConfig, tr: dict, ev: EvalResult | None, what: str) -> str:
+def top_k(ev: EvalResult, classes: int) -> float | None:
+    """The top-5 (top-k) accuracy where it says something: k below the number of classes
+    (with 3 classes a 'top-3' is always 1)."""
+    return ev.top5 if ev.k < classes else None
+
+
+def _stats_line(epoch: int, cfg: TrainConfig, tr: dict, ev: EvalResult | None, what: str,
+                classes: int) -> str:
     line = (f"epoch {epoch}/{cfg.epochs}  loss {tr['loss']:.4f}  train acc {tr['top1']:.4f}  "
             f"lr {tr['lr']:.3g}  {tr['images_per_s']:,.0f} img/s  {tr['seconds']:.1f}s")
     if ev is not None:
-        line += f"  | {what} top-1 {ev.top1:.4f} top-5 {ev.top5:.4f} loss {ev.loss:.4f}"
+        k = top_k(ev, classes)
+        topk = f" top-{ev.k} {k:.4f}" if k is not None else ""
+        line += f"  | {what} top-1 {ev.top1:.4f}{topk} loss {ev.loss:.4f}"
     return line
 
 
@@ -257,6 +267,7 @@ class Run:
         self.saved: tuple[int, int] | None = None  # (epoch, step) of the last save
         self.last_save_t = time.monotonic()
         self.already_finished = False
+        self.start_epoch = 0  # the epoch this invocation starts from (a resumed run's)
 
     # -- setup
 
@@ -377,12 +388,13 @@ class Run:
 
             self.data = load_dataset(cfg.data, cfg.data_dir, seed=cfg.seed)
         data = self.data
-        self.train_split, self.eval_split, self.eval_name = data.train, data.test, "test"
-        if cfg.val_split > 0:
-            from ..data.split import hold_out
-
-            self.train_split, self.eval_split = hold_out(data.train, cfg.val_split, cfg.seed)
-            self.eval_name = "val"
+        # best/ is chosen on validation images, never on the test split (data/split.py)
+        self.validation = validation_split(data, cfg.val_split, cfg.seed)
+        self.progress.line(self.validation.line)
+        self.train_split = self.validation.train
+        self.eval_split, self.eval_name = ((self.validation.val, "val")
+                                           if self.validation.val is not None
+                                           else (data.test, "test"))
         self.classes = list(data.classes)
         if self.ckpt is not None and self.ckpt.class_names and \
                 self.ckpt.class_names != self.classes:
@@ -424,6 +436,12 @@ class Run:
         if self.steps_per_epoch == 0:
             raise UserInputError(f"the training set has fewer images than one batch "
                                  f"({cfg.batch_size}); lower --batch-size")
+        n = len(self.train_split) // (self.ddp.world_size if self.ddp else 1)
+        if n > self.steps_per_epoch * cfg.batch_size:  # said, never silent
+            self.progress.line(f"each epoch trains on {self.steps_per_epoch * cfg.batch_size:,}"
+                               f" of the {n:,} training images: the partial last batch of "
+                               f"{n - self.steps_per_epoch * cfg.batch_size} is left out (other "
+                               "images each epoch, as they are shuffled)")
         total_steps = cfg.epochs * self.steps_per_epoch
         if cfg.max_steps is not None:
             total_steps = min(total_steps, cfg.max_steps)
@@ -520,6 +538,7 @@ class Run:
             "std": list(data.std), "recipe": cfg.recipe, "config": cfg.to_dict(),
             "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
             "device_type": self.device.type, "amp": amp_name(self.amp),
+            "selection": self.validation.meta(),
         }
         if self.plans is not None:
             meta["finetune"] = {"mode": cfg.finetune, "groups": [
@@ -683,9 +702,11 @@ class Run:
         row = {"epoch": state.epoch, "step": state.step, "lr": tr["lr"],
                "train_loss": tr["loss"], "train_top1": tr["top1"],
                "val_loss": ev.loss if ev else None, "val_top1": ev.top1 if ev else None,
-               "val_top5": ev.top5 if ev else None, "epoch_s": tr["seconds"],
+               "val_top5": top_k(ev, len(self.classes)) if ev else None,
+               "epoch_s": tr["seconds"],
                "images_per_s": tr["images_per_s"]}
-        is_best = ev is not None and ev.top1 > state.best_top1
+        # only a validation split chooses best/; a tie keeps the later (longer-trained) epoch
+        is_best = ev is not None and self.eval_name == "val" and ev.top1 >= state.best_top1
         if is_best:
             state.best_top1, state.best_epoch = ev.top1, state.epoch
         if self.runlog is None:  # not rank 0: keep the history, write nothing
@@ -697,7 +718,8 @@ class Run:
         self.save_last(row)
         if is_best:
             ck.copy_checkpoint(self.out / "last", self.out / "best")
-        self.progress.line(_stats_line(state.epoch, cfg, tr, ev, self.eval_name))
+        self.progress.line(_stats_line(state.epoch, cfg, tr, ev, self.eval_name,
+                                       len(self.classes)))
         call(self.callbacks, "on_epoch_end", row)
 
     def save_last(self, row: dict[str, Any], position: tuple[int, int] | None = None,
@@ -777,7 +799,8 @@ class Run:
         cfg, s = self.cfg, self.state
         out = {
             "model": cfg.model, "data": cfg.data or self.data.name, "status": self.status,
-            "epochs": s.epoch, "steps": s.step, "best_epoch": s.best_epoch,
+            "epochs": s.epoch, "epochs_trained": s.epoch - self.start_epoch, "steps": s.step,
+            "best_epoch": s.best_epoch,
             "best_top1": s.best_top1 if s.best_epoch else None,
             "wall_s": time.perf_counter() - self.t_start, "train_s": self.train_s,
             "compile_s": self.compile_s,
@@ -788,7 +811,8 @@ class Run:
             "recipe": cfg.recipe, "run_dir": str(self.out),
             "test": test.to_dict(self.classes) if test is not None else None,
             "history": list(s.history), "versions": ck.versions(),
-            **{k: v for k, v in self.meta_base.items() if k in ("finetune", *self.extra_meta)},
+            **{k: v for k, v in self.meta_base.items()
+               if k in ("finetune", "selection", *self.extra_meta)},
         }
         if self.ddp is not None:
             out["processes"] = self.ddp.world_size

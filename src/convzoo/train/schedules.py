@@ -188,7 +188,9 @@ class Schedule:
 
     @property
     def lr(self) -> float:
-        return float(self.optimizer.param_groups[0]["lr"])
+        """The largest group's rate: the head's when fine-tuning gives earlier groups smaller
+        ones (the rate the user set), the only one otherwise."""
+        return max(float(g["lr"]) for g in self.optimizer.param_groups)
 
     def after_step(self) -> None:
         self.steps += 1
