@@ -116,13 +116,16 @@ def format_for(fmt: str | None, out: str | Path) -> str:
 
 def export_model(model: nn.Module, fmt: str, out: str | Path, input_size: Size, *,
                  dynamic_batch: bool = False, batch: int = 1, seed: int = 0,
-                 onnx_exporter: str = "auto") -> ExportResult:
+                 onnx_exporter: str = "auto",
+                 metadata: dict[str, str] | None = None) -> ExportResult:
     """Write `model` (on the CPU, in eval mode, float32) to `out` in format `fmt` for inputs of
     `input_size` (C, H, W) and a batch of `batch`, or any batch with `dynamic_batch`; then load
     the file back and compare it with the model on random input.
 
     A model that cannot be written raises ExportError with the exporter's reason; nothing is
-    left at `out` then (the file is written under a temporary name and renamed)."""
+    left at `out` then (the file is written under a temporary name and renamed). `metadata`
+    (ONNX only) goes into the file's metadata_props, where ONNX Runtime's `metadata_map`
+    reads it: what a deployment needs besides the graph (class names, normalisation)."""
     fmt = format_for(fmt, out)
     if onnx_exporter not in ONNX_EXPORTERS:
         raise UserInputError(f"unknown ONNX exporter {onnx_exporter!r}: choose "
@@ -149,6 +152,8 @@ def export_model(model: nn.Module, fmt: str, out: str | Path, input_size: Size, 
                 raise ExportError(f"{name} does not take a {c}x{h}x{w} input: "
                                   f"{_reason(e)}") from None
             exporter = _write(wrapped, fmt, out, example, dynamic_batch, onnx_exporter, name)
+            if metadata and fmt == "onnx":
+                add_onnx_metadata(out, metadata)
             check = DYNAMIC_CHECK_BATCHES if dynamic_batch else (batch,)
             parity = check_parity(wrapped, fmt, out, input_size, check, seed)
     finally:
@@ -225,6 +230,27 @@ def _write_onnx(model: nn.Module, path: Path, example: torch.Tensor, dynamic_bat
         except ExportError as e:
             raise ExportError(f"{legacy_error}; the dynamo exporter failed too: "
                               f"{str(e).split(': ', 1)[-1]}") from None
+
+
+def add_onnx_metadata(path: Path, metadata: dict[str, str]) -> None:
+    """Set `metadata` as the ONNX file's metadata_props (replacing keys of the same name),
+    rewriting the file under a temporary name first."""
+    import onnx
+
+    proto = onnx.load(str(path), load_external_data=False)
+    kept = [p for p in proto.metadata_props if p.key not in metadata]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(kept)
+    for key, value in metadata.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, str(value)
+    tmp = path.with_name(f".{path.name}.meta")
+    try:
+        onnx.save(proto, str(tmp))
+        tmp.replace(path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
 
 
 def _onnx_legacy(model: nn.Module, path: Path, example: torch.Tensor, dynamic_batch: bool,

@@ -19,6 +19,8 @@ EXAMPLES = (
     "  convzoo export efficientnet_lite0 --weights imagenet --format torchscript "
     "--out lite0.pt\n\n"
     "The file takes N x C x H x W float32, normalised as in training, and returns the logits.\n"
+    "An ONNX file's metadata (metadata_map in ONNX Runtime) holds the class names, the mean\n"
+    "and std to normalise with, and the checkpoint it came from.\n"
     "It is loaded back (ONNX Runtime, torch.export.load, torch.jit.load) and run on the same\n"
     "random input as the model: the largest absolute difference, and that divided by the\n"
     "largest absolute output, are printed.\n\n"
@@ -44,6 +46,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--input", metavar="CxHxW", default=None,
                    help="input size the file takes (HxW or N keep the model's channels; "
                         "default: the size the run trained at, else the model's own)")
+    p.add_argument("--which", choices=("best", "last"), default="best",
+                   help="which checkpoint of a run directory (default best; a run without "
+                   "best/ gives last/, and says so)")
     p.add_argument("--dynamic-batch", action="store_true",
                    help="any batch size (checked on batches of 1 and 3); default: a fixed batch")
     p.add_argument("--batch", type=int, default=1, metavar="N",
@@ -56,16 +61,33 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_export)
 
 
-def load_model(source: str, weights: str | None) -> tuple[nn.Module, Size | None]:
-    """The model SOURCE names, on the CPU in eval mode, and the input size it was trained at
-    (None: the model's own). The one place this command reads SOURCE."""
+def load_model(source: str, weights: str | None,
+               prefer: str = "best") -> tuple[nn.Module, Size | None, dict[str, str]]:
+    """The model SOURCE names, on the CPU in eval mode, the input size it was trained at
+    (None: the model's own) and what the file's metadata says of it. The one place this
+    command reads SOURCE."""
+    import json
+
     from ..runs.source import load_source
 
-    src = load_source(source, weights, device="cpu")
+    src = load_source(source, weights, device="cpu", prefer=prefer)
+    meta = {"convzoo_model": getattr(src.model, "model_name", type(src.model).__name__),
+            "source": src.description,
+            "input": "N x C x H x W float32: pixels scaled to 0..1, minus mean, divided by std"}
+    if src.checkpoint is not None:
+        meta["checkpoint"] = str(src.checkpoint.path)
+    if src.class_names:
+        meta["class_names"] = json.dumps(list(src.class_names))
+    mean = src.mean if src.mean is not None else getattr(src.preprocess, "mean", None)
+    std = src.std if src.std is not None else getattr(src.preprocess, "std", None)
+    if mean is not None and std is not None:
+        meta["mean"], meta["std"] = json.dumps(list(mean)), json.dumps(list(std))
+    if src.checkpoint is not None:  # which of the run's checkpoints goes into the file
+        print(f"source: {src.description}")
     if weights is None and src.checkpoint is None:
         # a model name alone: enough to try a runtime, not to predict anything
         print(f"convzoo export: note: {src.description}", file=sys.stderr)
-    return src.model, src.input_size
+    return src.model, src.input_size, meta
 
 
 def model_channels(model: nn.Module) -> int:
@@ -88,10 +110,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     fmt = format_for(args.format, args.out)  # a bad --out is named before the model loads
     if not args.tolerance > 0:
         raise UserInputError(f"--tolerance must be positive, got {args.tolerance}")
-    model, trained = load_model(args.source, args.weights)
+    model, trained, meta = load_model(args.source, args.weights, args.which)
     size = input_size(model, args.input, trained)
+    meta["input_size"] = "x".join(map(str, size))
     result = export_model(model, fmt, args.out, size, dynamic_batch=args.dynamic_batch,
-                          batch=args.batch, onnx_exporter=args.onnx_exporter)
+                          batch=args.batch, onnx_exporter=args.onnx_exporter, metadata=meta)
     p = result.parity
     c, h, w = result.input_size
     batch = "any batch" if result.batch is None else f"batch {result.batch}"

@@ -1,10 +1,14 @@
-"""`convzoo predict SOURCE IMAGE...`: the top-5 classes of each image."""
+"""`convzoo predict SOURCE IMAGE|FOLDER...`: the top classes of each image (top 5 by default),
+as a table, JSON or CSV."""
 
 from __future__ import annotations
 
 import argparse
+import csv
+import io
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -31,26 +35,57 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "predict", help="classify image files with a pretrained model: top-5 classes",
         **formatter("examples:\n"
                     "  convzoo predict efficientnet_lite0 --weights imagenet cat.jpg dog.png\n"
-                    "  convzoo predict efficientnet_lite0 --weights imagenet photos/*.jpg "
-                    "--format json\n\n" + EXIT_STATUS))
+                    "  convzoo predict efficientnet_lite0 --weights imagenet photos/ "
+                    "--format json\n"
+                    "  convzoo predict runs/my-run photos/ --topk 1 --format csv > out.csv\n\n"
+                    + EXIT_STATUS))
     p.add_argument("model", metavar="SOURCE", help=SOURCE_HELP)
-    p.add_argument("images", nargs="+", metavar="IMAGE", help="image files (jpg, png, ...)")
+    p.add_argument("images", nargs="+", metavar="IMAGE",
+                   help="image files (jpg, png, ...) or folders (their images, subfolders too)")
+    p.add_argument("--topk", type=int, default=TOP, metavar="K",
+                   help=f"how many classes per image (default {TOP}; at most the model's)")
+    p.add_argument("--which", choices=("best", "last"), default="best",
+                   help="which checkpoint of a run directory (default best; a run without "
+                   "best/ gives last/, and says so)")
     p.add_argument("--weights", metavar="W",
                    help="'imagenet' for a model that ships weights (efficientnet_lite0), "
                         "or a weights file (.safetensors, .pth)")
-    p.add_argument("--format", choices=("table", "json"), default="table",
-                   help="json: a list with, per image, {path, top5: [{class, prob}]} or, for "
-                        "an image that could not be read, {path, error}")
+    p.add_argument("--format", choices=("table", "json", "csv"), default="table",
+                   help="json: a list with, per image, {path, top5: [{class, prob}]} (the top "
+                        "--topk) or, for an image that could not be read, {path, error}; csv: "
+                        "a row per image, path then class_1, prob_1, ... class_K, prob_K")
     p.add_argument("--batch-size", type=int, default=16, metavar="N")
     p.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
     p.set_defaults(func=cmd_predict)
 
 
+def expand(paths: list[str]) -> list[str]:
+    """Image files as given, and for a folder the image files in it and its subfolders,
+    sorted; a folder without images is bad input."""
+    from ..data.images import IMAGE_SUFFIXES
+
+    out: list[str] = []
+    for path in paths:
+        p = Path(path)
+        if not p.is_dir():
+            out.append(path)
+            continue
+        found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in IMAGE_SUFFIXES
+                       and not f.name.startswith(".") and f.is_file())
+        if not found:
+            raise UserInputError(f"{path} is a folder with no image files in it "
+                                 f"({', '.join(IMAGE_SUFFIXES)})")
+        out.extend(found)
+    return out
+
+
 def classify(src: Source, images: list[str], batch_size: int = 16,
-             device: torch.device | None = None) -> list[dict[str, Any]]:
-    """Per image, in order: {path, top5: [{class, prob}]} or {path, error}."""
+             device: torch.device | None = None, topk: int = TOP) -> list[dict[str, Any]]:
+    """Per image, in order: {path, top5: [{class, prob}]} (the `topk` best) or {path, error}."""
     if batch_size < 1:
         raise UserInputError(f"--batch-size must be at least 1, got {batch_size}")
+    if topk < 1:
+        raise UserInputError(f"--topk must be at least 1, got {topk}")
     device = device or torch.device("cpu")
     model = src.model.to(device)
     prep, names = src.preprocess, src.class_names
@@ -64,7 +99,7 @@ def classify(src: Source, images: list[str], batch_size: int = 16,
             out = model(torch.stack([x for _, x in pending]).to(device))
         logits = out.logits if hasattr(out, "logits") else out
         probs = logits.float().softmax(-1).cpu()
-        k = min(TOP, probs.shape[-1])
+        k = min(topk, probs.shape[-1])
         values, indices = probs.topk(k, dim=-1)
         for (entry, _), v, i in zip(pending, values.tolist(), indices.tolist()):
             entry["top5"] = [{"class": names[c] if names and c < len(names) else f"class {c}",
@@ -98,14 +133,33 @@ def render_table(results: list[dict[str, Any]]) -> str:
     return "\n\n".join(blocks)
 
 
+def render_csv(results: list[dict[str, Any]]) -> str:
+    """path, class_1, prob_1, ..., class_K, prob_K; an unreadable image: its path, then its
+    error in an `error` column."""
+    k = max((len(r.get("top5", [])) for r in results), default=0)
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["path", *[f"{c}_{i}" for i in range(1, k + 1) for c in ("class", "prob")],
+                "error"])
+    for r in results:
+        cells = [v for c in r.get("top5", []) for v in (c["class"], c["prob"])]
+        w.writerow([r["path"], *cells, *[""] * (2 * k - len(cells)), r.get("error", "")])
+    return buf.getvalue().rstrip("\n")
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    src = load_source(args.model, args.weights, need_weights=True)
-    results = classify(src, args.images, args.batch_size, resolve_device(args.device))
+    images = expand(args.images)
+    src = load_source(args.model, args.weights, need_weights=True, prefer=args.which)
+    if src.checkpoint is not None:  # which checkpoint answered; stdout stays the results
+        print(f"convzoo predict: {src.description}", file=sys.stderr)
+    results = classify(src, images, args.batch_size, resolve_device(args.device), args.topk)
     failed = [r for r in results if "error" in r]
     for r in failed:
         print(f"convzoo predict: {r['path']}: {r['error']} (skipped)", file=sys.stderr)
     if args.format == "json":
         emit(json.dumps(results, indent=2))
+    elif args.format == "csv":
+        emit(render_csv(results))
     else:
         text = render_table(results)
         if text:
