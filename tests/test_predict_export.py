@@ -63,3 +63,24 @@ def test_onnx_metadata_names_classes_normalisation_and_checkpoint(
     assert json.loads(meta["mean"]) == pytest.approx(saved["mean"])
     assert json.loads(meta["std"]) == pytest.approx(saved["std"])
     assert Path(meta["checkpoint"]) == run_dir / "best"
+
+
+def test_a_failed_start_leaves_no_run_directory(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    out = tmp_path / "run"
+    assert main(["train", "lenet5_modern", "--data", f"imagefolder:{tmp_path / 'none'}",
+                 "--out", str(out), "--quiet"]) == 2
+    assert "imagefolder" in capsys.readouterr().err and not out.exists()
+
+
+def test_training_from_the_top_level_and_per_step_tensorboard(tmp_path: Path) -> None:
+    import convzoo
+
+    accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    cfg = convzoo.TrainConfig(model="lenet5_modern", data="fake:1x28x28:64:4", epochs=1,
+                              batch_size=8, device="cpu", out=str(tmp_path / "run"),
+                              plots=False, log_every=2)
+    s = convzoo.fit(cfg)
+    ea = accumulator.EventAccumulator(str(tmp_path / "run" / "tensorboard" / "steps"))
+    ea.Reload()
+    assert [e.step for e in ea.Scalars("step/loss")] == list(range(2, s["steps"] + 1, 2))

@@ -35,6 +35,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     add_field_flags(p, skip=SKIPPED_FIELD_FLAGS)
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a fine-tuning run")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the data set's files first if they are missing (mnist, "
+                   "fashion-mnist, cifar10, cifar100; needs a network)")
     p.add_argument("--no-report", dest="report", action="store_false",
                    help="do not write report.html at the end")
     p.set_defaults(func=cmd_finetune)
@@ -72,7 +75,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     src = load_source(args.source, args.weights)
     for note in src.notes:
         progress.line(note)
-    data = load_dataset(cfg.data, cfg.data_dir, seed=cfg.seed)
+    data = load_dataset(cfg.data, cfg.data_dir, download=args.download, seed=cfg.seed)
     ft = prepare_finetune(src, list(data.classes), cfg, mode=args.mode,
                           train_last=args.train_last, lr_decay=args.lr_decay,
                           weights=args.weights)

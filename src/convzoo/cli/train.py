@@ -51,6 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the cores free, "
                    "from the load average)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--download", action="store_true",
+                   help="fetch the data set's files first if they are missing (mnist, "
+                   "fashion-mnist, cifar10, cifar100: their public URLs; needs a network)")
     p.set_defaults(func=cmd_train)
 
 
@@ -121,6 +124,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, resume, sources, note = config_from_args(args)
     if is_main() and not args.quiet:
         emit(note)
+    if args.download and is_main():  # files first; the run then reads them as any others
+        from ..data.catalog import load_dataset
+
+        load_dataset(cfg.data, cfg.data_dir, download=True, seed=cfg.seed)
     if args.threads:
         from ..runtime.device import set_threads
 

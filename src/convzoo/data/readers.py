@@ -101,10 +101,12 @@ def load_idx_dataset(key: str, roots: Sequence[Path], explicit: Path | None,
     if folder is None:
         if key == "fashion-mnist":
             how = ("install Debian's package (apt-get install dataset-fashion-mnist), pass "
-                   "--download where a network exists, or put the four IDX files in "
+                   "--download (convzoo train/finetune) where a network exists, or put the "
+                   "four IDX files in "
                    f"{roots[0]}/fashion-mnist/")
         else:
-            how = ("pass --download where a network exists, or put the four IDX files "
+            how = ("pass --download (convzoo train/finetune) where a network exists, or put "
+                   "the four IDX files "
                    f"(from http://yann.lecun.com/exdb/mnist/ or a mirror) in {roots[0]}/mnist/")
         raise missing(key, roots, "train-images-idx3-ubyte[.gz] and the other three IDX files",
                       how)
@@ -166,7 +168,8 @@ def load_cifar(key: str, roots: Sequence[Path], explicit: Path | None,
         files = ", ".join(spec["train"][:1] + (["..."] if len(spec["train"]) > 1 else [])
                           + spec["test"])
         raise missing(key, roots, f"{spec['folder']}/ ({files})",
-                      f"pass --download where a network exists, or unpack the python version "
+                      "pass --download (convzoo train/finetune) where a network exists, or "
+                      "unpack the python version "
                       f"from {spec['url']} into {roots[0]}/")
 
     def read(names: list[str]) -> ArraySplit:

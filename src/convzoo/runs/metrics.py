@@ -22,16 +22,21 @@ class RunLog:
     run's file matches its checkpoint), and appended to TensorBoard."""
 
     def __init__(self, out: Path, history: list[dict[str, Any]] | None = None,
-                 tensorboard: bool = True, purge_step: int | None = None) -> None:
+                 tensorboard: bool = True, purge_step: int | None = None,
+                 step_purge: int | None = None) -> None:
         self.out = out
         # the caller's list itself: rows logged here are the run's history
         self.history: list[dict[str, Any]] = history if history is not None else []
-        self.writer = None
+        self.writer = self.step_writer = None
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.writer = SummaryWriter(str(out / "tensorboard"), purge_step=purge_step)
+                # per-step scalars count optimiser steps, not epochs: a writer of their own
+                # (TensorBoard's run "steps"), so a resumed run purges each on its own axis
+                self.step_writer = SummaryWriter(str(out / "tensorboard" / "steps"),
+                                                 purge_step=step_purge)
             except ImportError:
                 log.info("tensorboard is not installed (pip install 'convzoo[plots]'): "
                          "no event files")
@@ -46,6 +51,19 @@ class RunLog:
                     self.writer.add_scalar(key.replace("_", "/", 1), value, step)
             self.writer.flush()
 
+    def log_steps(self, last_step: int, losses: list[float], every: int, lr: float) -> None:
+        """TensorBoard's `step/loss` (and `step/lr`) for every `every`-th optimiser step among
+        the consecutive `losses` ending at `last_step`."""
+        if self.step_writer is None or not losses:
+            return
+        first = last_step - len(losses) + 1
+        every = max(1, every)
+        for k, loss in enumerate(losses):
+            if (first + k) % every == 0 and loss == loss:
+                self.step_writer.add_scalar("step/loss", loss, first + k)
+                self.step_writer.add_scalar("step/lr", lr, first + k)
+        self.step_writer.flush()
+
     def write_csv(self) -> None:
         tmp = self.out / ".metrics.csv.tmp"
         with open(tmp, "w", newline="") as f:
@@ -59,8 +77,9 @@ class RunLog:
         return plot_history(self.history, self.out)
 
     def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        for w in (self.writer, self.step_writer):
+            if w is not None:
+                w.close()
 
 
 def _fmt(v: Any) -> Any:

@@ -267,6 +267,7 @@ class Run:
         self.saved: tuple[int, int] | None = None  # (epoch, step) of the last save
         self.last_save_t = time.monotonic()
         self.already_finished = False
+        self.made_out = False  # this run created its directory
         self.start_epoch = 0  # the epoch this invocation starts from (a resumed run's)
 
     # -- setup
@@ -345,6 +346,7 @@ class Run:
         if self.out.exists() and not self.out.is_dir():
             raise UserInputError(f"{self.out} is a file, not a run directory; choose another "
                                  "--out")
+        self.made_out = not self.out.exists()  # removed again if the run never starts
         self.lock = RunLock(self.out).acquire()
         if self.lock.took_over:
             self.progress.line(f"took over the lock of {self.out} from a run that is gone "
@@ -380,6 +382,11 @@ class Run:
         if self.lock is not None:
             self.lock.release()
             self.lock = None
+            if self.made_out and self.runlog is None:  # failed before `start`: no empty dir
+                try:
+                    self.out.rmdir()
+                except OSError:  # something was written there after all: it stays
+                    pass
 
     def _load_data(self) -> None:
         cfg = self.cfg
@@ -513,7 +520,8 @@ class Run:
             self.out.mkdir(parents=True, exist_ok=True)
             write_json(self.out / "config.json", cfg.to_dict())
             self.runlog = RunLog(self.out, self.state.history, tensorboard=cfg.tensorboard,
-                                 purge_step=self.state.epoch + 1 if self.ckpt else None)
+                                 purge_step=self.state.epoch + 1 if self.ckpt else None,
+                                 step_purge=self.state.step + 1 if self.ckpt else None)
             self.steplog = StepLog(self.out / STEPS_FILE,
                                    self.state.step if self.ckpt is not None else None)
         # DDP inside torch.compile, as torch advises; checkpoints hold the unwrapped `model`
@@ -689,6 +697,8 @@ class Run:
         losses = tally.take_losses()
         if self.steplog is not None:
             self.steplog.append(self.state.step, epoch + 1, losses)
+        if self.runlog is not None:  # TensorBoard, every log_every steps
+            self.runlog.log_steps(self.state.step, losses, self.cfg.log_every, self.schedule.lr)
 
     def end_epoch(self, tr: dict[str, float]) -> None:
         """Evaluate (every `eval_every` epochs and at the end), step the schedule, log the
