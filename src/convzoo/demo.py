@@ -8,9 +8,11 @@ says so. `python -m convzoo.demo --help` lists the knobs.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 DEFAULT_EPOCHS = 3
 # The lenet5_mnist recipe with twice its batch (and rate): half the steps. The run takes the
@@ -72,7 +74,11 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"after {s['epochs']} epochs, {s['wall_s']:.0f} s")
     print(f"run files in {s['run_dir']}: summary.json, metrics.csv, loss.png, error.png, "
           "tensorboard/, last/ and best/ checkpoints")
-    print(f"next: convzoo eval {s['run_dir']}   |   convzoo train --resume {s['run_dir']} "
+    # the full path of this interpreter's convzoo: it works in a fresh shell, where .venv
+    # is not on PATH
+    exe = Path(sys.executable).with_name("convzoo")
+    cz = shlex.quote(str(exe)) if exe.is_file() else f"{shlex.quote(sys.executable)} -m convzoo"
+    print(f"next: {cz} eval {s['run_dir']}   |   {cz} train --resume {s['run_dir']} "
           f"--epochs {s['epochs'] + 4}")
     return 0
 

@@ -133,6 +133,10 @@ def load_imagefolder(path: str, seed: int = 0) -> DataSet:
                              "with one subfolder per class (or train/ and val/ holding them)")
     train_dir = root / "train"
     test_dir = next((root / d for d in TEST_DIRS if (root / d).is_dir()), None)
+    # train/, val/ and test/ all there: val/ is the validation split runs choose best/ on
+    val_dir = None
+    if train_dir.is_dir() and (root / "test").is_dir() and test_dir != root / "test":
+        val_dir, test_dir = test_dir, root / "test"
     if train_dir.is_dir() and test_dir is not None:
         listing = _listing(train_dir, _class_dirs(train_dir))
         dirs = _non_empty(train_dir, listing)
@@ -145,6 +149,9 @@ def load_imagefolder(path: str, seed: int = 0) -> DataSet:
         base = train_dir
         held_out = {d: held_out.get(d, []) for d in dirs}
         train, test = _samples(listing, dirs), _samples(held_out, dirs)
+        if val_dir is not None:
+            own = _listing(val_dir, _class_dirs(val_dir))
+            val = _samples({d: own.get(d, []) for d in dirs}, dirs)
     else:
         base = train_dir if train_dir.is_dir() else root
         listing = _listing(base, _class_dirs(base))
@@ -172,7 +179,7 @@ def load_imagefolder(path: str, seed: int = 0) -> DataSet:
         mean, std = (sum(mean) / 3,), (sum(std) / 3,)
     return DataSet(name=f"imagefolder:{path}", classes=classes, train=FolderSplit(train),
                    test=FolderSplit(test), image_size=size, mean=mean, std=std,
-                   source=str(root))
+                   source=str(root), val=FolderSplit(val) if val_dir is not None else None)
 
 
 def max_bad_setting(default: float | int) -> float | int:
