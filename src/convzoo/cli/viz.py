@@ -12,7 +12,7 @@ SOURCE_HELP = ("a training run directory or checkpoint, or a registered model na
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "viz", help="pictures: a layer's filters, an image's activation maps",
+        "viz", help="pictures: a layer's filters, an image's activation maps, saliency",
         **formatter("examples:\n"
                     "  convzoo viz filters efficientnet_lite0 --weights imagenet --out f.png\n"
                     "  convzoo viz activations efficientnet_lite0 cat.jpg --weights imagenet "
@@ -89,6 +89,62 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, metavar="FILE.png",
                    help="the grid; FILE.json beside it gets every patch's value and place")
     q.set_defaults(func=cmd_top_patches)
+    add_saliency(kinds)
+
+
+def add_saliency(kinds: argparse._SubParsersAction) -> None:
+    q = kinds.add_parser(
+        "saliency", help="where in an image the evidence for a class lies: Grad-CAM and "
+                         "occlusion (Zeiler and Fergus)",
+        **formatter("examples:\n"
+                    "  convzoo viz saliency efficientnet_lite0 cat.jpg --weights imagenet "
+                    "--out cat-saliency.png\n"
+                    "  convzoo viz saliency runs/my-photos photos/cat/1.jpg --class cat "
+                    "--patch 16 --out why.png"))
+    q.add_argument("source", metavar="MODEL_OR_RUN", help=SOURCE_HELP)
+    q.add_argument("image", metavar="IMAGE")
+    q.add_argument("--weights", metavar="W")
+    q.add_argument("--class", dest="target", metavar="NAME|INDEX",
+                   help="the class to explain (default: the predicted one)")
+    q.add_argument("--patch", type=int, metavar="PX", help="occluding square's side "
+                   "(default: an eighth of the input's side)")
+    q.add_argument("--stride", type=int, metavar="PX", help="its step (default: half the "
+                   "square)")
+    q.add_argument("--out", required=True, metavar="FILE.png")
+    q.set_defaults(func=cmd_saliency)
+
+
+def cmd_saliency(args: argparse.Namespace) -> int:
+    from ..errors import UserInputError
+    from ..runs.source import load_source
+    from ..viz.activations import image_input
+    from ..viz.saliency import draw_saliency, saliency
+
+    output_file(args.out)
+    positive(args.patch, "--patch")
+    positive(args.stride, "--stride")
+    src = load_source(args.source, args.weights)
+    model = src.model.float().eval()
+    x = image_input(model, args.image, src.preprocess)
+    names = list(src.class_names or [])
+    target = None
+    if args.target is not None:
+        if args.target in names:
+            target = names.index(args.target)
+        elif args.target.isdigit():
+            target = int(args.target)
+        else:
+            raise UserInputError(f"--class {args.target!r} is not one of the model's classes "
+                                 f"({', '.join(names[:10])}{', ...' if len(names) > 10 else ''})")
+    s = saliency(model, x, target, args.patch, args.stride)
+    name = names[s.target] if s.target < len(names) else f"class {s.target}"
+    title = f"why {name}? (probability {s.prob:.2f}) — {args.image}"
+    path = draw_saliency(x, s, args.out, title)
+    peak = [divmod(int(m.argmax()), m.shape[1]) for m in (s.gradcam, s.occlusion)]
+    emit(f"{path}: evidence for {name} (p={s.prob:.3f}) in {args.image}, input "
+         f"{'x'.join(map(str, x.shape[1:]))}; Grad-CAM peaks at (row, col) {peak[0]}, "
+         f"occlusion at {peak[1]}; of {src.description}")
+    return 0
 
     q = kinds.add_parser(
         "architecture", help="the network drawn as the lectures draw it: volumes, blocks, "
