@@ -65,7 +65,8 @@ PAPER = Paper(
     table="Table 1 (ConvNet configurations), Table 2 (number of parameters)",
     url="https://arxiv.org/abs/1409.1556",
     notes=(
-        "the lecture's VGG-16 slide (seed 003) totals 'memory 24M * 4 bytes ~= 93MB', but its "
+        "the course's VGG-16 memory slide (its layer-by-layer walk-through) totals "
+        "'memory 24M * 4 bytes ~= 93MB', but its "
         "own rows (INPUT to the last FC, the same rows as above) add up to about 15.2M values, "
         "61 MB at fp32; convzoo prints what the rows add up to",
     ),

@@ -144,7 +144,8 @@ def device_name(device: torch.device) -> str:
     """The device as a person would name it: the GPU's model, or the CPU and its threads."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    n = torch.get_num_threads()
+    return f"cpu ({platform.processor() or platform.machine()}, {n} thread{'s' if n != 1 else ''})"
 
 
 # ---- CPU threads ---------------------------------------------------------------------------

@@ -52,8 +52,10 @@ ACTIVATIONS: dict[str, Activation] = {a.name: a for a in (
 
 # What the slides print, where it is not the published function.
 SLIDE_FORMULAS: dict[str, tuple[str, Callable[[torch.Tensor], torch.Tensor]]] = {
-    "leaky_relu": ("slide: 2x if x <= 0", lambda x: torch.where(x > 0, x, 2 * x)),
-    "selu": ("slide: 2e^-x - 1 if x <= 0", lambda x: torch.where(x > 0, x, 2 * torch.exp(-x) - 1)),
+    "leaky_relu": ("as a lecture slide prints it: 2x if x <= 0",
+                    lambda x: torch.where(x > 0, x, 2 * x)),
+    "selu": ("as a lecture slide prints it: 2e^-x - 1 if x <= 0",
+              lambda x: torch.where(x > 0, x, 2 * torch.exp(-x) - 1)),
 }
 
 
@@ -109,7 +111,8 @@ def draw_activation_functions(
         ax.legend(fontsize=8, loc="upper left")
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle("Activation functions (solid) and their derivatives (dashed)")
+    fig.suptitle("Activation functions (solid) and their derivatives (dashed); dotted: a "
+                 "formula as printed on a lecture slide, which differs from the published one")
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
