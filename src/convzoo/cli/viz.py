@@ -89,6 +89,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     q.add_argument("--out", required=True, metavar="FILE.png",
                    help="the grid; FILE.json beside it gets every patch's value and place")
     q.set_defaults(func=cmd_top_patches)
+
+    q = kinds.add_parser(
+        "architecture", help="the network drawn as the lectures draw it: volumes, blocks, "
+                             "columns (SVG, PNG or PDF)",
+        **formatter("examples:\n"
+                    "  convzoo viz architecture lenet5 --style volumes --out lenet5.svg\n"
+                    "  convzoo viz architecture googlenet --style blocks "
+                    "--block stages.0.inception3a --out 3a.png\n"
+                    "  convzoo viz architecture vgg19 plain34 resnet34 --style columns "
+                    "--out fig3.svg"))
+    q.add_argument("models", nargs="+", metavar="MODEL", help="registered names (columns "
+                   "draws several side by side)")
+    q.add_argument("--style", choices=("volumes", "blocks", "columns"), default="volumes",
+                   help="volumes: feature maps as boxes (LeNet, AlexNet); blocks: inside one "
+                        "block; columns: one box per layer, shortcuts as arcs (ResNet Fig. 3)")
+    q.add_argument("--block", metavar="NAME", help="blocks: the block's module name, e.g. "
+                   "stages.0.inception3a (default: the first block of each kind)")
+    q.add_argument("--input", type=size_arg, metavar="CxHxW",
+                   help="input size (default: the model's own)")
+    q.add_argument("--out", required=True, metavar="FILE.svg|.png|.pdf")
+    q.set_defaults(func=cmd_architecture)
     add_saliency(kinds)
 
 
@@ -145,27 +166,6 @@ def cmd_saliency(args: argparse.Namespace) -> int:
          f"{'x'.join(map(str, x.shape[1:]))}; Grad-CAM peaks at (row, col) {peak[0]}, "
          f"occlusion at {peak[1]}; of {src.description}")
     return 0
-
-    q = kinds.add_parser(
-        "architecture", help="the network drawn as the lectures draw it: volumes, blocks, "
-                             "columns (SVG, PNG or PDF)",
-        **formatter("examples:\n"
-                    "  convzoo viz architecture lenet5 --style volumes --out lenet5.svg\n"
-                    "  convzoo viz architecture googlenet --style blocks "
-                    "--block stages.0.inception3a --out 3a.png\n"
-                    "  convzoo viz architecture vgg19 plain34 resnet34 --style columns "
-                    "--out fig3.svg"))
-    q.add_argument("models", nargs="+", metavar="MODEL", help="registered names (columns "
-                   "draws several side by side)")
-    q.add_argument("--style", choices=("volumes", "blocks", "columns"), default="volumes",
-                   help="volumes: feature maps as boxes (LeNet, AlexNet); blocks: inside one "
-                        "block; columns: one box per layer, shortcuts as arcs (ResNet Fig. 3)")
-    q.add_argument("--block", metavar="NAME", help="blocks: the block's module name, e.g. "
-                   "stages.0.inception3a (default: the first block of each kind)")
-    q.add_argument("--input", type=size_arg, metavar="CxHxW",
-                   help="input size (default: the model's own)")
-    q.add_argument("--out", required=True, metavar="FILE.svg|.png|.pdf")
-    q.set_defaults(func=cmd_architecture)
 
 
 def cmd_architecture(args: argparse.Namespace) -> int:

@@ -122,9 +122,9 @@ def draw_saliency(x: torch.Tensor, s: Saliency, out: str | Path, title: str) -> 
     shown = img[0] if img.shape[0] == 1 else img[:3].permute(1, 2, 0)
     cmap = "gray" if img.shape[0] == 1 else None
     fig, axes = plt.subplots(1, 3, figsize=(11, 4.2))
-    panels = (("the image (as the model sees it)", None),
-              ("Grad-CAM: gradient-weighted last features", s.gradcam),
-              (f"occlusion: fall in probability ({s.patch}px square, stride {s.stride})",
+    panels = (("the image\n(as the model sees it)", None),
+              ("Grad-CAM\n(gradient-weighted last features)", s.gradcam),
+              (f"occlusion: fall in probability\n({s.patch}px square, stride {s.stride})",
                s.occlusion))
     for ax, (name, m) in zip(axes, panels):
         ax.imshow(shown.numpy(), cmap=cmap)
