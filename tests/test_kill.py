@@ -27,7 +27,7 @@ ARGS = ["lenet5_modern", "--data", "fake:1x28x28:64:4", "--val-split", "0",
 # Every file a save writes waits a little first, so kills land inside writes and swaps too.
 SLOW_WRITER = (
     "import os, sys, time\n"
-    "from convzoo.train import checkpoint as ck\n"
+    "from convzoo.runs import checkpoint as ck\n"
     "write = ck._write_bytes\n"
     "def slow(path, data):\n"
     "    time.sleep(float(os.environ['WRITE_DELAY']))\n"
