@@ -269,6 +269,22 @@ class Run:
         self.already_finished = False
         self.made_out = False  # this run created its directory
         self.start_epoch = 0  # the epoch this invocation starts from (a resumed run's)
+        # What `setup` and `start` build, in their order; until then, None. A caller that
+        # needs them drives `fit`'s steps in order (setup, restore, start), as `fit` does.
+        self.out: Path | None = None  # the run directory (`_open_checkpoint`)
+        self.validation: Any = None  # the split `best` is chosen on, and what the log says
+        self.train_split: Any = None
+        self.eval_split: Any = None
+        self.eval_name = "test"  # what `eval_split` is called in the log: val or test
+        self.classes: list[str] = []
+        self.input_size: Size | None = None  # what the model is fed (`_make_model`)
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.schedule: Schedule | None = None
+        self.first_batches: Any = None  # epoch 0's loader, built to count its steps
+        self.steps_per_epoch = 0
+        self.net: nn.Module | None = None  # what trains: the model, DDP-wrapped or compiled
+        self.eval_net: nn.Module | None = None  # what evaluates: the EMA or the model
+        self.meta_base: dict[str, Any] = {}  # what every checkpoint says of the run
 
     # -- setup
 
