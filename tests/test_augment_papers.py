@@ -107,8 +107,9 @@ def test_loader_presets_apply_the_papers_augmentations():
     """`alexnet_pca` through the loader: each image gets one RGB offset, the one its drawn
     alphas give; `vgg_scale_jitter` gives crops of the input size; other presets draw as before."""
     from convzoo.data.augment import Augment, get_augment
+    from convzoo.data.batches import split_eigen
     from convzoo.data.catalog import fake
-    from convzoo.data.loader import make_loader, split_eigen
+    from convzoo.data.loader import make_loader
     from convzoo.data.seeding import generator
 
     d = fake((3, 40, 40), 48, 4, seed=0)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from convzoo.data import ArraySplit, catalog, dataset_names, load_dataset
-from convzoo.data.catalog import FASHION_MNIST_CLASSES
+from convzoo.data import ArraySplit, dataset_names, load_dataset, places
 from convzoo.data.idx import idx_bytes, read_idx
+from convzoo.data.readers import FASHION_MNIST_CLASSES
 from convzoo.data.safe_pickle import UnsafePickleError, safe_load
 from convzoo.errors import UserInputError
 
@@ -24,7 +24,7 @@ def _isolated_places(tmp_path, monkeypatch):
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
     monkeypatch.delenv("CONVZOO_DATA", raising=False)
-    monkeypatch.setattr(catalog, "SYSTEM_DIR", tmp_path / "system")
+    monkeypatch.setattr(places, "SYSTEM_DIR", tmp_path / "system")
 
 
 def write_idx(folder: Path, n_train=5, n_test=3, gz=False, seed=0, size=28):
@@ -234,7 +234,7 @@ def test_fake_is_seeded_and_learnable():
 @pytest.mark.skipif(not Path("/usr/share/datasets/fashion-mnist").is_dir(),
                     reason="Debian's dataset-fashion-mnist is not installed")
 def test_debian_fashion_mnist(monkeypatch):
-    monkeypatch.setattr(catalog, "SYSTEM_DIR", Path("/usr/share/datasets"))
+    monkeypatch.setattr(places, "SYSTEM_DIR", Path("/usr/share/datasets"))
     ds = load_dataset("fashion-mnist")
     assert ds.source == "/usr/share/datasets/fashion-mnist"
     assert len(ds.train) == 60000 and len(ds.test) == 10000 and ds.image_size == (1, 28, 28)

@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 
 from convzoo.data import FolderSplit, load_dataset, make_loader
-from convzoo.data.folders import MAX_BAD_ENV
+from convzoo.data.folder_batches import MAX_BAD_ENV
 from convzoo.data.images import BadImageError, peek_image, read_image
 from convzoo.data.readers import _read_cifar_file
 from convzoo.data.safe_pickle import UnsafePickleError, safe_load

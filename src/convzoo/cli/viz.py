@@ -244,7 +244,8 @@ def cmd_top_patches(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from ..data.catalog import ArraySplit, FolderSplit, load_dataset
+    from ..data.catalog import load_dataset
+    from ..data.dataset import ArraySplit, FolderSplit
     from ..errors import UserInputError
     from ..runs.source import load_source
     from ..runtime.device import resolve_device

@@ -11,14 +11,8 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from .catalog import (
-    MNIST_CLASSES,
-    TEST_FRACTION,
-    ArraySplit,
-    DataSet,
-    array_dataset,
-    stratified_split,
-)
+from .dataset import TEST_FRACTION, ArraySplit, DataSet, array_dataset, stratified_split
+from .readers import MNIST_CLASSES
 
 
 def _split(name: str, images: np.ndarray, labels: np.ndarray, seed: int,

@@ -1,4 +1,4 @@
-"""Image folders: one subfolder per class, streamed through DataLoader worker processes.
+"""Image folders as a data set: one subfolder per class, read into a FolderSplit of paths.
 
 ``PATH/train/<class>/...`` with ``PATH/val/`` (or ``validation/``, ``test/``) beside it gives
 the two splits; otherwise ``PATH/<class>/...`` (or ``PATH/train/<class>/...`` alone) is split by
@@ -7,34 +7,21 @@ the seed, TEST_FRACTION of every class held out. Class names are the folder name
 class (a warning says so); a set needs two classes. The channels and size the set is worked at
 come from the headers of up to SAMPLE of its images by the rule in `decide_size`, logged.
 
-Workers decode an image at the model's channel count and bring it to the model's input size
-(random-resized crop when training asks for it; otherwise shorter side resized and a centred
-crop), as uint8. Flips, padded crops and normalisation then happen on the device, batch-wise,
-as for in-memory data. An image that cannot be decoded is logged by path and skipped; more
-than the limit (1% of the split by default, $CONVZOO_MAX_BAD_IMAGES to change it) stop the
-epoch with an error naming the first.
+Their batches are made by :mod:`.folder_batches`.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
-from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
 
-from ..errors import ConvzooError, UserInputError
-from .augment import Augment, sample_boxes, sample_shift_flip
-from .catalog import TEST_FRACTION, DataSet, FolderSplit, stratified_split
-from .images import IMAGE_SUFFIXES, BadImageError, peek_image, read_image, shown
-from .loader import Batches, Pipeline, bad_limit, ignore_sigint
-from .photometric import lighting_offsets, rgb_eigen, sample_lighting, sample_scale_jitter
+from ..errors import UserInputError
+from .dataset import TEST_FRACTION, DataSet, FolderSplit, stratified_split
+from .images import IMAGE_SUFFIXES, BadImageError, peek_image, shown
 from .preprocess import IMAGENET_MEAN, IMAGENET_STD
-from .seeding import generator
 
 log = logging.getLogger("convzoo.data")
 
@@ -42,16 +29,10 @@ TEST_DIRS = ("val", "validation", "test")
 #: Images whose sides are all at most this are worked at their own size; larger ones (photos)
 #: at 224x224, the ImageNet convention.
 SMALL_SIDE = 64
-#: Evaluation of photos: shorter side resized to size / 0.875, then the centred crop.
-EVAL_CROP_RATIO = 0.875
-
 
 #: How many files (evenly spread over the sorted list, so every class is seen) have their
 #: header read to decide the channels and size; all of them in smaller sets.
 SAMPLE = 1000
-#: The environment variable that sets how many unreadable images a split may hold: a count
-#: ("20") or a fraction of the split ("0.05"). It replaces the limit the caller gave (1%).
-MAX_BAD_ENV = "CONVZOO_MAX_BAD_IMAGES"
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -180,188 +161,3 @@ def load_imagefolder(path: str, seed: int = 0) -> DataSet:
     return DataSet(name=f"imagefolder:{path}", classes=classes, train=FolderSplit(train),
                    test=FolderSplit(test), image_size=size, mean=mean, std=std,
                    source=str(root), val=FolderSplit(val) if val_dir is not None else None)
-
-
-def max_bad_setting(default: float | int) -> float | int:
-    """The unreadable-image limit: $CONVZOO_MAX_BAD_IMAGES when set, else `default`."""
-    raw = os.environ.get(MAX_BAD_ENV, "").strip()
-    if not raw:
-        return default
-    try:
-        value = float(raw.removesuffix("%")) / (100 if raw.endswith("%") else 1)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value != value or value == float("inf"):
-        raise UserInputError(f"{MAX_BAD_ENV}={raw!r}: give a count (20) or a fraction of the "
-                             "images (0.05 or 5%)")
-    return value if value < 1 else int(value)
-
-
-def too_many_bad(bad: list[tuple[str, str]], n: int, limit: int) -> ConvzooError:
-    path, reason = bad[0]
-    return ConvzooError(f"{len(bad)} of {n} images could not be read (more than the {limit} "
-                        f"tolerated), the first {shown(path)}: {reason}; fix or remove them, or "
-                        f"tolerate more with the environment variable {MAX_BAD_ENV} (a count, "
-                        "or a fraction of the images such as 0.05)")
-
-
-def _to_size(img: torch.Tensor, size: tuple[int, int], shorter: float) -> torch.Tensor:
-    """Resize so the shorter side fits size/shorter, then take the centred crop of `size`."""
-    h, w = img.shape[-2:]
-    th, tw = size
-    if (h, w) != (th, tw):
-        scale = max(th, tw) / shorter / min(h, w)
-        nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
-        img = _resize_uint8(img, (nh, nw))
-        top, left = (nh - th) // 2, (nw - tw) // 2
-        img = img[:, top:top + th, left:left + tw]
-    return img
-
-
-def _resize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(img.shape[-2:]) == tuple(size):
-        return img
-    shrink = size[0] < img.shape[-2] or size[1] < img.shape[-1]
-    x = F.interpolate(img[None].float(), size=size, mode="bilinear", align_corners=False,
-                      antialias=shrink)[0]
-    return x.round_().clamp_(0, 255).to(torch.uint8)
-
-
-class FolderImages(Dataset):
-    """Decodes and sizes one image in a worker; failures come back as (None, label, path,
-    reason) so the main process can report them."""
-
-    def __init__(self, samples: list[tuple[str, int]], size: tuple[int, int, int],
-                 boxes: Augment | None, shorter: float, seed: int, epoch: int,
-                 jitter: tuple[float, float] | None = None) -> None:
-        self.samples, self.size, self.boxes, self.shorter = samples, size, boxes, shorter
-        self.seed, self.epoch = seed, epoch
-        self.jitter = jitter  # VGG's scale jittering: S / crop drawn from this range
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-    def __getitem__(self, i: int):
-        path, label = self.samples[i]
-        c, h, w = self.size
-        try:
-            img = read_image(path, channels=c)
-        except BadImageError as e:
-            return None, label, e.path, e.reason
-        if self.boxes is not None:
-            # seeded per image, so the result does not depend on which worker decodes it
-            g = generator("box", self.seed, self.epoch, i)
-            a = self.boxes
-            top, left, bh, bw = (int(v) for v in
-                                 sample_boxes(1, *img.shape[-2:], a.scale, a.ratio, g)[0])
-            img = _resize_uint8(img[:, top:top + bh, left:left + bw], (h, w))
-        elif self.jitter is not None:
-            g = generator("scale-jitter", self.seed, self.epoch, i)
-            crop = min(h, w)
-            lo, hi = (round(f * crop) for f in self.jitter)
-            box, _ = sample_scale_jitter(1, *img.shape[-2:], crop, lo, hi, g)
-            top, left, bh, bw = (int(round(float(v))) for v in box[0])
-            img = _resize_uint8(img[:, top:top + max(bh, 1), left:left + max(bw, 1)], (h, w))
-        else:
-            img = _to_size(img, (h, w), self.shorter)
-        return img.contiguous(), label, None, None
-
-
-def collate(items: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[str, str]]]:
-    good = [(img, lab) for img, lab, _, _ in items if img is not None]
-    bad = [(p, r) for img, _, p, r in items if img is None]
-    x = torch.stack([img for img, _ in good]) if good else None
-    y = torch.tensor([lab for _, lab in good], dtype=torch.int64)
-    return x, y, bad
-
-
-EIGEN_SAMPLE = 500  # images whose pixels estimate a folder's RGB covariance
-_EIGEN: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
-
-
-def folder_eigen(split: FolderSplit, size: tuple[int, int, int],
-                 seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The RGB covariance's eigen pairs of up to EIGEN_SAMPLE seeded training images at the
-    input size (computed once per split and size)."""
-    key = (len(split), split.samples[0][0] if len(split) else "", tuple(size), seed)
-    if key not in _EIGEN:
-        g = generator("eigen-sample", seed)
-        pick = torch.randperm(len(split), generator=g)[:EIGEN_SAMPLE].tolist()
-        images = FolderImages([split.samples[i] for i in pick], size, None, 1.0, seed, 0)
-        got = [img for img, _, _, _ in (images[i] for i in range(len(images)))
-               if img is not None]
-        if not got:
-            raise UserInputError("PCA lighting: none of the sampled training images could be read")
-        _EIGEN[key] = rgb_eigen(torch.stack(got))
-    return _EIGEN[key]
-
-
-class FolderBatches(Batches):
-    def __init__(self, split: FolderSplit, *, batch_size: int, train: bool,
-                 device: torch.device, input_size: tuple[int, int, int],
-                 mean: Sequence[float], std: Sequence[float], augment: Augment | None,
-                 seed: int, epoch: int, drop_last: bool, workers: int, channels_last: bool,
-                 max_bad_images: float | int, positions: torch.Tensor | None = None,
-                 start_batch: int = 0) -> None:
-        n = len(split)
-        order = (torch.randperm(n, generator=generator("epoch", seed, epoch))
-                 if train else torch.arange(n))
-        if positions is not None:
-            order = order[positions]
-        n = len(order)
-        super().__init__(-(-n // batch_size) if not drop_last else n // batch_size, n,
-                         start_batch)
-        self.device, self.train, self.seed, self.epoch = device, train, seed, epoch
-        self.rank = int(positions[0]) if positions is not None and len(positions) else 0
-        self.augment = augment
-        self.limit = bad_limit(n, max_bad_setting(max_bad_images))
-        rrc = augment is not None and augment.random_resized_crop
-        # evaluating photos: the usual resize to size / 0.875 and centre crop
-        photos = not train and max(input_size[1:]) > SMALL_SIDE
-        jitter = augment.scale_jitter if augment is not None and not rrc else None
-        images = FolderImages(split.samples, input_size, augment if rrc else None,
-                              shorter=EVAL_CROP_RATIO if photos else 1.0, seed=seed, epoch=epoch,
-                              jitter=jitter)
-        # AlexNet's PCA lighting: the RGB covariance of (a sample of) the training images
-        self.eigen = (folder_eigen(split, input_size, seed)
-                      if augment is not None and augment.pca_lighting else None)
-        # a resumed epoch: the batches not yet taken (whole batches, so each keeps its images)
-        self.loader = DataLoader(images, batch_size=batch_size,
-                                 sampler=order[start_batch * batch_size:].tolist(),
-                                 num_workers=workers, collate_fn=collate, drop_last=drop_last,
-                                 pin_memory=device.type == "cuda",
-                                 worker_init_fn=ignore_sigint if workers else None,
-                                 # its own generator: the workers' seeds are not drawn from
-                                 # the global RNG, which dropout's masks come from
-                                 generator=generator("loader", seed, epoch))
-        self.pipeline = Pipeline(input_size, input_size, mean, std, device, channels_last)
-        self.skipped: list[tuple[str, str]] = []
-
-    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        a = self.augment
-        self.position = self.start
-        for b, (x, y, bad) in enumerate(self.loader, self.start):
-            self.position = b + 1
-            for path, reason in bad:
-                log.warning("skipped unreadable image %s: %s", shown(path), reason)
-                self.bad_images.append(path)
-                self.skipped.append((path, reason))
-            if len(self.skipped) > self.limit:
-                raise too_many_bad(self.skipped, self.num_samples, self.limit)
-            if x is None:
-                continue
-            shift = flip = None
-            if a is not None:
-                # seeded per batch: a resumed epoch draws what the uninterrupted one drew
-                g = generator("folder-augment", self.seed, self.epoch, self.rank, b)
-                shift, flip = sample_shift_flip(len(x), a.crop_pad, a.flip, g)
-                shift = None if shift is None else shift.to(self.device, non_blocking=True)
-                flip = None if flip is None else flip.to(self.device, non_blocking=True)
-            light = None
-            if self.eigen is not None:  # drawn after the others: other presets stay the same
-                light = lighting_offsets(sample_lighting(len(x), a.pca_lighting, g), *self.eigen)
-            x = x.to(self.device, non_blocking=True)
-            yield self.pipeline(x, shift, flip, None, light), y.to(self.device, non_blocking=True)
-        if self.skipped:
-            log.warning("skipped %d of %d images that could not be read",
-                        len(self.skipped), self.num_samples)

@@ -17,19 +17,17 @@ import numpy as np
 import torch
 
 from ..errors import UserInputError
-from . import catalog
-from .catalog import (
-    CIFAR10_CLASSES,
-    FASHION_MNIST_CLASSES,
-    MNIST_CLASSES,
-    ArraySplit,
-    DataSet,
-    array_dataset,
-    find_folder,
-    missing,
-)
+from . import places
+from .dataset import ArraySplit, DataSet, array_dataset
 from .idx import read_idx
+from .places import find_folder, missing
 from .safe_pickle import safe_load
+
+MNIST_CLASSES = [str(i) for i in range(10)]
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                         "Shirt", "Sneaker", "Bag", "Ankle boot"]
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                   "ship", "truck"]
 
 IDX_SUBFOLDERS = {
     "mnist": ("mnist", "MNIST/raw", "MNIST", "mnist/raw"),
@@ -203,7 +201,7 @@ def _download(key: str, roots: Sequence[Path]) -> None:
     """Fetch through torchvision into the first place that can be written."""
     import torchvision.datasets as tvd
 
-    target = next((r for r in roots if r != catalog.SYSTEM_DIR and _writable(r)), None)
+    target = next((r for r in roots if r != places.SYSTEM_DIR and _writable(r)), None)
     if target is None:
         raise UserInputError(f"no writable place to download {key} into; pass --data-dir")
     cls = getattr(tvd, TORCHVISION_CLASS[key])

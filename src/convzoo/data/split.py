@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from .catalog import ArraySplit, FolderSplit, stratified_split
+from .dataset import ArraySplit, FolderSplit, stratified_split
 
 # Offsets the hold-out's generator from the run's seed, so the split does not share its
 # random stream with the weights' initialisation.

@@ -20,7 +20,7 @@ from typing import Any
 
 import torch
 
-from ..data.catalog import DataSet
+from ..data.dataset import DataSet
 from ..errors import UserInputError
 from ..tables import Table
 from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs

@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.catalog import DataSet
+from ..data.dataset import DataSet
 from ..errors import UserInputError
 from ..tables import Table
 from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs

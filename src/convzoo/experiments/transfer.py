@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..data.catalog import ArraySplit, DataSet
+from ..data.dataset import ArraySplit, DataSet
 from ..errors import UserInputError
 from ..sizes import Size
 from ..tables import Table

@@ -42,7 +42,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..data.catalog import ArraySplit, DataSet
+from ..data.dataset import ArraySplit, DataSet
 from ..errors import UserInputError
 from ..sizes import Size
 from ..tables import Table

@@ -56,7 +56,7 @@ class Predictions:
 
 
 def _image(split, i: int) -> torch.Tensor:
-    from ..data.catalog import ArraySplit
+    from ..data.dataset import ArraySplit
 
     if isinstance(split, ArraySplit):
         return split.images[i]
@@ -74,7 +74,8 @@ def _image(split, i: int) -> torch.Tensor:
 def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
                 n_wrong: int = 24, batch_size: int = 256) -> Predictions:
     """Softmax outputs of the run's model on (the first `limit` images of) its test split."""
-    from ..data.catalog import ArraySplit, FolderSplit, load_dataset
+    from ..data.catalog import load_dataset
+    from ..data.dataset import ArraySplit, FolderSplit
     from ..evaluation.score import plan_for, predictions
     from ..runs.source import load_source
 
