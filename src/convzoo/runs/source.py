@@ -57,7 +57,7 @@ class RunPreprocess:
 
     def __init__(self, stored: Size, input_size: Size, mean: list[float],
                  std: list[float]) -> None:
-        from ..data.loader import Pipeline
+        from ..data.batches import Pipeline
 
         c, h, w = stored
         self.channels = c
