@@ -12,7 +12,7 @@ from ..errors import ConvzooError
 
 # Modules of subcommands, in the order `convzoo --help` lists them.
 COMMANDS = ("list", "summary", "calc", "train", "eval", "predict", "finetune", "features",
-            "experiment", "viz", "export", "compare", "report", "atlas")
+            "experiment", "viz", "export", "compare", "report", "atlas", "pack", "data")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -60,6 +60,8 @@ def make_loader(split: ArraySplit | FolderSplit, *, batch_size: int, train: bool
                             drop_last=drop_last, positions=positions, start_batch=start_batch)
     if isinstance(split, FolderSplit):
         from .folder_batches import FolderBatches
+        from .workers import workers_for
+        workers = workers_for(workers)
         return FolderBatches(split, batch_size=batch_size, train=train, device=device,
                              input_size=input_size, mean=mean, std=std, augment=augment,
                              seed=seed, epoch=epoch, drop_last=drop_last, workers=workers,
