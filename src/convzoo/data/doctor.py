@@ -46,8 +46,9 @@ class Report:
         out = [f"{self.source}: {self.images} images sampled, input {size}",
                "stage (one core)        images/s"]
         out += [f"  {k:<21} {v:>8,.0f}" for k, v in self.stages.items()]
-        out += [f"{'loader, %d worker%s' % (k, '' if k == 1 else 's'):<23} {v:>8,.0f}"
-                for k, v in self.loader.items()]
+        for k, v in self.loader.items():
+            what = f"loader, {k} worker{'' if k == 1 else 's'}"
+            out.append(f"{what:<23} {v:>8,.0f}")
         if self.model is not None:
             out.append(f"{self.model_name + ' training (' + self.device + ')':<23} "
                        f"{self.model:>8,.1f}")
