@@ -24,6 +24,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     b.add_argument("--device", default="auto", metavar="cpu|cuda|auto")
     b.add_argument("--images", type=int, default=64, metavar="N", help="images sampled")
     b.add_argument("--batch-size", type=int, default=32, metavar="N")
+    b.add_argument("--seconds", type=float, default=0.3, metavar="S",
+                   help="time each measurement at least S seconds (default 0.3)")
     b.add_argument("--data-dir", metavar="DIR")
     b.add_argument("--format", choices=("text", "json"), default="text")
     b.set_defaults(func=cmd_bench)
@@ -41,6 +43,6 @@ def cmd_bench(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     rep = diagnose(args.source, workers=args.workers, model=args.model, device=str(device),
                    images=args.images, batch_size=min(args.batch_size, args.images),
-                   data_dir=args.data_dir)
+                   data_dir=args.data_dir, min_s=max(args.seconds, 0.0))
     print(json.dumps(rep.to_dict(), indent=2) if args.format == "json" else describe(rep))
     return 0

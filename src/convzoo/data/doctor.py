@@ -70,7 +70,9 @@ def _rate(fn: Callable[[], Any], n: int, min_s: float = 0.3) -> float:
 
 def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
              device: str = "cpu", images: int = 64, batch_size: int = 32,
-             data_dir: str | None = None) -> Report:
+             data_dir: str | None = None, min_s: float = 0.3) -> Report:
+    """The doctor's measurements of `name` (see the module docstring); each rate is timed for
+    at least `min_s` seconds (the whole loader, twice that)."""
     from ..runtime.device import usable_cores
     from .catalog import load_dataset
     from .decode import resize_uint8
@@ -108,7 +110,7 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
             return out
 
         blobs = read()
-        rep.stages["read"] = _rate(read, len(keys))
+        rep.stages["read"] = _rate(read, len(keys), min_s)
         decoded: list[torch.Tensor] = []
         if pack is not None and pack.raw:
             decoded = [torch.from_numpy(b).permute(2, 0, 1) for b in blobs]
@@ -127,7 +129,7 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
                 return got
 
             decoded = decode()
-            rep.stages["decode"] = _rate(decode, len(keys))
+            rep.stages["decode"] = _rate(decode, len(keys), min_s)
         from .augment import sample_box
 
         boxes = [sample_box(*im.shape[-2:], (0.08, 1.0), (3 / 4, 4 / 3), generator("doctor", i))
@@ -138,9 +140,9 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
                     for im, (t, l_, bh, bw) in zip(decoded, boxes, strict=True)]
 
         sized = crop()
-        rep.stages["crop and resize"] = _rate(crop, len(keys))
+        rep.stages["crop and resize"] = _rate(crop, len(keys), min_s)
         batch = sized[:batch_size]
-        rep.stages["collate"] = _rate(lambda: torch.stack(batch), len(batch))
+        rep.stages["collate"] = _rate(lambda: torch.stack(batch), len(batch), min_s)
         from .batches import Pipeline
 
         dev = torch.device(device)
@@ -154,7 +156,7 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
                 torch.cuda.synchronize(dev)
             return y
 
-        rep.stages["to device"] = _rate(to_device, len(batch))
+        rep.stages["to device"] = _rate(to_device, len(batch), min_s)
         from .dataset import FolderSplit
 
         sub = FolderSplit([(k, y) for k, y in samples if k in set(keys)])
@@ -170,12 +172,13 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
                                      augment="imagenet", seed=0, epoch=0, workers=k):
                     pass
             rep.loader[k] = _rate(whole, len(sub) // batch_size * batch_size or len(sub),
-                                  min_s=0.5 if k == 0 else 1.0)
+                                  2 * min_s)
     finally:
         torch.set_num_threads(threads)
     if model is not None:
         rep.model_name = model
-        rep.model = model_rate(model, (c, h, w), ds.num_classes, device, batch_size)
+        rep.model = model_rate(model, (c, h, w), ds.num_classes, device, batch_size,
+                               3 * min_s)
     rep.advice = advise(rep, n_workers, packed, pack.raw if pack is not None else False,
                         name, decoded)
     return rep
@@ -202,7 +205,7 @@ def raise_in_memory(name: str) -> None:
 
 
 def model_rate(name: str, size: tuple[int, int, int], num_classes: int, device: str,
-               batch_size: int) -> float:
+               batch_size: int, min_s: float = 1.0) -> float:
     """Training images per second of the model on random batches (SGD steps)."""
     from .. import create_model
 
@@ -220,7 +223,7 @@ def model_rate(name: str, size: tuple[int, int, int], num_classes: int, device: 
             torch.cuda.synchronize(dev)
 
     try:
-        return _rate(step, batch_size, min_s=1.0)
+        return _rate(step, batch_size, min_s)
     except RuntimeError as e:  # a model with a fixed input (LeNet-5's 32x32) at another size
         from ..errors import UserInputError
 
