@@ -106,7 +106,7 @@ class FolderImages(Dataset):
                 img = fast_jpeg(rec, c, (h, w), box, self.shorter)
                 if img is None:
                     raise BadImageError(str(key), "not a JPEG record")
-                return img.contiguous(), label, None, None
+                return img, label, None, None
             img = None
             if key.lower().endswith(JPEG_SUFFIXES):
                 with open(key, "rb") as f:
@@ -120,7 +120,7 @@ class FolderImages(Dataset):
             return None, label, str(key), e
         except OSError as e:
             return None, label, str(key), f"cannot read ({e.strerror or e})"
-        return img.contiguous(), label, None, None
+        return img, label, None, None  # the batch's stack copies it into place
 
 
 def collate(items: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[str, str]]]:
