@@ -35,6 +35,10 @@ FIELD_FLAGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("--out", {"metavar": "DIR", "help": "run directory (default runs/MODEL-DATA-TIME)"}),
     ("--seed", {"type": int, "metavar": "N"}),
     ("--workers", {"type": int, "metavar": "N", "help": "loader processes for image folders"}),
+    ("--progressive-from", {"type": int, "metavar": "PX", "help": "progressive resizing: the "
+                            "training input's side in the first epoch (with --progressive-to)"}),
+    ("--progressive-to", {"type": int, "metavar": "PX",
+                          "help": "... rising linearly to this side in the last epoch"}),
     ("--init-from", {"metavar": "CHECKPOINT", "help": "copy matching tensors from a trained "
                      "run (VGG: the paper's rule when the source is A)"}),
     ("--weights", {"metavar": "SOURCE", "help": "start from these weights (file or 'imagenet')"}),

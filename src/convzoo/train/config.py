@@ -86,6 +86,11 @@ class TrainConfig:
     augment: str | dict[str, Any] = "none"  # preset name or Augment fields
     tta_flip: bool = False  # evaluation averages the softmax of the image and its mirror
     workers: int = 0
+    # progressive resizing (FFCV's ImageNet runs: 160 -> 192, evaluation at the input size):
+    # the training input's side rises linearly from progressive_from in the first epoch to
+    # progressive_to in the last, in steps of 32 pixels; 0: off
+    progressive_from: int = 0
+    progressive_to: int = 0
     # execution
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     amp: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
@@ -115,7 +120,11 @@ class TrainConfig:
                   (self.workers >= 0, f"workers must be 0 (load in this process) or more, "
                                       f"got {self.workers}"),
                   (self.save_every >= 0, "save_every is a number of steps, >= 0 (0: off)"),
-                  (self.save_minutes >= 0, "save_minutes must be >= 0 (0: off)")]
+                  (self.save_minutes >= 0, "save_minutes must be >= 0 (0: off)"),
+                  ((self.progressive_from > 0) == (self.progressive_to > 0)
+                   and self.progressive_from >= 0 and self.progressive_to >= 0,
+                   "progressive resizing needs both progressive_from and progressive_to "
+                   "(input sides in pixels, e.g. 160 and 192), or neither")]
         for ok, message in checks:
             if not ok:
                 raise UserInputError(message)

@@ -124,7 +124,11 @@ def loader(split: Any, ds: Any, cfg: TrainConfig, *, train: bool, device: torch.
            start_batch: int = 0) -> Any:
     """The batches of one epoch of `split`, augmented per `cfg.augment` when training."""
     from ..data.loader import make_loader
+    from .schedules import progressive_side
 
+    side = progressive_side(cfg, epoch) if train else None
+    if side is not None:  # progressive resizing: training only; evaluation keeps the size
+        input_size = (input_size[0], side, side)
     return make_loader(split, batch_size=batch_size or cfg.batch_size, train=train,
                        device=device, input_size=input_size, mean=ds.mean, std=ds.std,
                        augment=cfg.augment if train else None, seed=cfg.seed,

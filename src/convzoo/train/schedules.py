@@ -251,3 +251,15 @@ class Schedule:
                      f"{planned + self.warmup_steps}: its cosine schedule is "
                      f"re-planned from here, the rate going on down from {self.lr:.3g} to "
                      f"{self.cfg.min_lr:g} over the {left} steps left")
+
+
+def progressive_side(cfg: TrainConfig, epoch: int, step: int = 32) -> int | None:
+    """The training input's side in `epoch` under progressive resizing, or None when off:
+    linear from cfg.progressive_from (first epoch) to cfg.progressive_to (last), rounded to
+    a multiple of `step` (as FFCV does, so the sizes are few and kernels are reused). A pure
+    function of the epoch: a resumed run gets the sizes the uninterrupted one had."""
+    if not cfg.progressive_from:
+        return None
+    t = epoch / max(cfg.epochs - 1, 1)
+    side = cfg.progressive_from + (cfg.progressive_to - cfg.progressive_from) * min(t, 1.0)
+    return max(step, int(round(side / step)) * step)
