@@ -12,7 +12,9 @@ from typing import Any
 
 import torch
 
-RESULTS = Path(__file__).resolve().parent / "results"
+# $CONVZOO_BENCH_RESULTS sends results elsewhere (gpu_suite.py --smoke: a test's temporary folder)
+RESULTS = Path(os.environ.get("CONVZOO_BENCH_RESULTS")
+               or Path(__file__).resolve().parent / "results")
 
 
 def environment(device: torch.device) -> dict[str, Any]:

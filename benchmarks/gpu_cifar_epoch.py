@@ -77,7 +77,7 @@ def peer_epochs(ds, bs: int, device: torch.device, epochs: int, workers: int) ->
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--smoke", action="store_true", help="512 generated images on the CPU")
+    p.add_argument("--smoke", action="store_true", help="128 generated images on the CPU")
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[128, 512])
     p.add_argument("--epochs", type=int, default=2, help="timed epochs after the warm-up one")
     p.add_argument("--workers", type=int, default=8)
@@ -87,7 +87,7 @@ def main() -> int:
     if device.type != "cuda" and not args.smoke:
         print("no GPU: run with --smoke for a CPU check", file=sys.stderr)
         return 2
-    data = "fake:3x32x32:512:10" if args.smoke else "fake:3x32x32:50000:10"
+    data = "fake:3x32x32:128:10" if args.smoke else "fake:3x32x32:50000:10"
     epochs = 1 if args.smoke else args.epochs
     workers = min(args.workers, 2) if args.smoke else args.workers
     sizes = sorted({min(b, 128) for b in args.batch_sizes}) if args.smoke else args.batch_sizes
