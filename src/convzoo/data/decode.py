@@ -1,14 +1,14 @@
 """Decoding a photo straight to the model's input size, in uint8 throughout.
 
-Chosen by measurement on a 2-core x86 CPU, one thread (docs/photos.md has the figures and the
-command): for a JPEG, libjpeg-turbo through ``torchvision.io.decode_jpeg`` decodes a
-300-500 px photo about 1.8x as fast as Pillow's ``Image.open(...).load()`` and gives the same
-pixels; the crop is then a slice and the resize torch's uint8 antialiased bilinear kernel
-(about 2.7x the float round trip it replaces). When the crop is at least DRAFT_MIN_REDUCTION
-times the input size on both sides, Pillow decodes at a reduced DCT scale (``Image.draft``:
-1/2, 1/4 or 1/8 of the pixels, so 4-64x less to decode) and crops and resizes in one call
-(``Image.resize(size, box=...)``); this changes pixels a little (the reduced decode is a
-box-filtered image, not the full one), which the log says once per process.
+Chosen by measurement on a 2-core x86 CPU, one thread (docs/photos.md): for a JPEG, libjpeg-turbo
+through ``torchvision.io.decode_jpeg`` decoded 300-500 px photos faster than Pillow's
+``Image.open(...).load()`` and gives the same pixels; the crop is then a slice and the resize
+torch's uint8 antialiased bilinear kernel (no float copy of the photo). When the crop is at
+least DRAFT_MIN_REDUCTION times the input size on both sides, Pillow decodes at a reduced DCT
+scale (``Image.draft``: 1/2, 1/4 or 1/8 of the side, so 4-64x fewer pixels to decode) and
+crops and resizes in one call (``Image.resize(size, box=...)``); this changes pixels a little
+(the reduced decode is a box-filtered image, not the full one), which the log says once per
+process.
 
 Anything else (PNG, CMYK or EXIF-rotated JPEGs, damaged files) goes through
 :func:`.images.read_image`, which handles every mode and names the failure by path.
@@ -45,8 +45,8 @@ def resize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     if tuple(img.shape[-2:]) == tuple(size):
         return img
     shrink = size[0] < img.shape[-2] or size[1] < img.shape[-1]
-    # the vectorised uint8 kernel works on pixels stored channel-last (H x W x C): measured
-    # 1.5-2.5x faster than on planes, more than the copy costs; the result stays channel-last
+    # torch's vectorised uint8 kernel is for pixels stored channel-last (H x W x C): on planes
+    # it was measured slower here than the copy plus the kernel; the result stays channel-last
     # and the batch's stack lays it out as planes
     x = img[None].contiguous(memory_format=torch.channels_last)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False,
