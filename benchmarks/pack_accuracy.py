@@ -5,9 +5,10 @@ recipe and seeds on a folder of photo patches, on its JPEG pack and on its raw p
 
 Data, generated: 8 classes of 32x32 grey patches cut at random places and scales (40..96 px,
 resized) from scikit-image's photos and textures (brick, grass, gravel, camera, coins, moon,
-page, text), 150 per class, JPEG quality 90; the folder's seeded split holds out 20%. The pack
-keeps the folder's split. Model: lenet5_modern, SGD, one-cycle, 6 epochs, batch 32, seeds
-0, 1, 2. A raw pack stores the folder's decoded pixels, so it must match the folder exactly;
+page, text), 150 per class (120 in train/, 30 in val/, so every seed and every source has the
+same split: a pack keeps the split it was made with, while a folder without val/ is split by
+the run's seed), JPEG quality 90. Model: lenet5_modern, SGD, one-cycle, 10 epochs, batch 32,
+seeds 0, 1, 2. A raw pack stores the folder's decoded pixels, so it must match the folder exactly;
 a JPEG pack re-encodes them (a second JPEG generation), so it may differ within the seeds'
 spread.
 """
@@ -38,17 +39,19 @@ def make_patches(root: Path, per_class: int = 150, seed: int = 0) -> None:
     for name in NAMES:
         a = getattr(d, name)()
         im = Image.fromarray(a if a.ndim == 2 else a[..., 0])
-        (root / name).mkdir(parents=True)
+        for part in ("train", "val"):
+            (root / part / name).mkdir(parents=True)
         for i in range(per_class):
             s = int(rng.integers(40, 97))
             x = int(rng.integers(0, im.width - s + 1))
             y = int(rng.integers(0, im.height - s + 1))
             patch = im.resize((32, 32), Image.Resampling.BILINEAR, box=(x, y, x + s, y + s))
-            patch.save(root / name / f"{i:04d}.jpg", quality=90)
+            part = "val" if i % 5 == 0 else "train"
+            patch.save(root / part / name / f"{i:04d}.jpg", quality=90)
 
 
 def train(data: str, seed: int, out: Path) -> float:
-    cfg = TrainConfig(model="lenet5_modern", data=data, epochs=6, batch_size=32, lr=0.05,
+    cfg = TrainConfig(model="lenet5_modern", data=data, epochs=10, batch_size=32, lr=0.05,
                       schedule="onecycle", seed=seed, device="cpu", out=str(out),
                       plots=False, tensorboard=False, log_every=10**9)
     return float(fit(cfg)["test"]["top1"])
@@ -56,7 +59,7 @@ def train(data: str, seed: int, out: Path) -> float:
 
 def main() -> None:
     torch.set_num_threads(1)
-    result = {**environment(torch.device("cpu")), "model": "lenet5_modern", "epochs": 6,
+    result = {**environment(torch.device("cpu")), "model": "lenet5_modern", "epochs": 10,
               "seeds": [0, 1, 2], "top1": {}}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "patches"
