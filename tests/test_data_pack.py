@@ -15,7 +15,15 @@ from cli_run import run
 from convzoo.data import load_dataset, make_loader
 from convzoo.data.decode import fast_jpeg, place
 from convzoo.data.images import read_image
-from convzoo.data.pack import INDEX_DTYPE, PREFIX, Pack, PackError, open_pack, write_pack
+from convzoo.data.pack import (
+    INDEX_DTYPE,
+    PREFIX,
+    Pack,
+    PackError,
+    open_pack,
+    record_image,
+    write_pack,
+)
 from convzoo.data.workers import choose_workers
 
 
@@ -53,6 +61,7 @@ def test_raw_pack_round_trips_labels_classes_and_pixels(tmp_path):
         for (path, _), (rec, _) in zip(split_f.samples, split_p.samples, strict=True):
             stored = torch.from_numpy(np.array(pack.record(rec.index))).permute(2, 0, 1)
             assert torch.equal(stored, read_image(path))  # the same pixels, byte for byte
+    assert np.array_equal(np.asarray(record_image(rec)), np.array(pack.record(rec.index)))
 
 
 def test_jpeg_pack_trains_like_a_folder_and_resizes_to_max_side(tmp_path):

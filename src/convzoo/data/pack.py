@@ -139,6 +139,17 @@ class Pack:
         return self.index["label"].astype(np.int64)
 
 
+def record_image(key: PackRecord) -> Any:
+    """A pack's record as a PIL image (for thumbnails and reports)."""
+    from PIL import Image
+
+    pack = open_pack(key.pack)
+    data = pack.record(key.index)
+    if pack.raw:
+        return Image.fromarray(np.array(data[..., 0] if data.shape[-1] == 1 else data))
+    return Image.open(io.BytesIO(data.tobytes()))
+
+
 @functools.lru_cache(maxsize=8)
 def open_pack(path: str) -> Pack:
     """The pack at `path`, opened once per process."""

@@ -226,7 +226,7 @@ def class_map(model_names: Sequence[str] | None, num_model_classes: int | None,
 
 def restrict(split: Any, keep: list[int]) -> Any:
     """The split with only the labels in `keep`, relabelled 0..len(keep)-1 in that order."""
-    from ..data.catalog import ArraySplit, FolderSplit
+    from ..data.dataset import ArraySplit, FolderSplit
 
     new = {old: i for i, old in enumerate(keep)}
     if isinstance(split, ArraySplit):

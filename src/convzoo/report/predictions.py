@@ -62,8 +62,10 @@ def _image(split, i: int) -> torch.Tensor:
         return split.images[i]
     from PIL import Image
 
-    path = split.samples[i][0]
-    with Image.open(path) as im:
+    from ..data.pack import PackRecord, record_image
+
+    key = split.samples[i][0]
+    with record_image(key) if isinstance(key, PackRecord) else Image.open(key) as im:
         im = im.convert("RGB")
         im.thumbnail((96, 96))
         return torch.frombuffer(bytearray(im.tobytes()), dtype=torch.uint8) \
