@@ -146,8 +146,15 @@ def _folder(root: Path) -> str:
     return f"imagefolder:{root}"
 
 
-def test_image_folder_with_workers_resumes_exactly(small: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "pack"])
+def test_image_folder_with_workers_resumes_exactly(small: str, tmp_path: Path,
+                                                   packed: bool) -> None:
     data = _folder(tmp_path / "images")
+    if packed:  # the same images through `convzoo pack`: records instead of files
+        from convzoo.data.pack import write_pack
+
+        write_pack(str(tmp_path / "images"), tmp_path / "p.pack", quality=None, progress=False)
+        data = f"packed:{tmp_path / 'p.pack'}"
     kw = dict(data=data, batch_size=8, workers=1, epochs=2, input_size=(1, 16, 16),
               model_args={"num_classes": 3})
     fit(_cfg(tmp_path / "a", small, **kw))
