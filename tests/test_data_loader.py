@@ -41,9 +41,10 @@ def test_shapes_dtypes_and_length():
     b = make_loader(ds.train, batch_size=32, train=True, device="cpu", input_size=(3, 16, 16),
                     mean=ds.mean, std=ds.std, augment=Augment(crop_pad=2, flip=True), seed=0,
                     epoch=0)
-    assert len(b) == 3  # training drops the last partial batch
+    # 100 training images at batch 32: a small set keeps its partial last batch of 4
+    assert len(ds.train) == 100 and len(b) == 4
     out = list(b)
-    assert len(out) == 3
+    assert len(out) == 4 and len(out[3][1]) == 4
     x, y = out[0]
     assert x.shape == (32, 3, 16, 16) and x.dtype == torch.float32
     assert y.shape == (32,) and y.dtype == torch.int64
