@@ -72,7 +72,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[st
         if args.recipe:
             raise UserInputError(f"--resume {args.resume} keeps the run's own settings; leave "
                                  f"out --recipe {args.recipe}")
-        ckpt = load_checkpoint(args.resume, prefer="last")
+        ckpt = load_checkpoint(args.resume, prefer="last", need=())  # its config only
         base = TrainConfig.from_dict(ckpt.meta["config"])
         if args.model and args.model != base.model:
             raise UserInputError(f"{args.resume} is a run of {base.model}, not {args.model}")

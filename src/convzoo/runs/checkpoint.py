@@ -7,7 +7,8 @@ A checkpoint is a directory:
   ema.safetensors        the parameter EMA (a model state_dict under `module.`), when on
   checkpoint.json        model name and arguments, config, epoch, step, metrics, class names,
                          the non-tensor parts of the optimiser/schedule/RNG/extra state, the
-                         SHA-256 of every tensor file, versions
+                         SHA-256 of every tensor file, versions, and `meta_sha256`: the SHA-256
+                         of the file's own canonical JSON without that field
 
 On disk, a save never leaves a moment without a valid checkpoint:
 
@@ -24,8 +25,15 @@ are removed by the next save (or `clean_leftovers`) once the process named in th
 A full disk during a save removes the partial copy and raises a `ConvzooError` saying the
 previous checkpoint is intact.
 
-Reading checks every field it uses and the SHA-256 of every tensor file: a truncated,
-bit-flipped or hand-edited checkpoint is a one-line `UserInputError` naming the file.
+`best` is written by `copy_checkpoint` as a copy of its own (never hard links to `last`'s
+files), so damage to one cannot reach the other.
+
+Reading checks every field it uses, the digest of checkpoint.json and the SHA-256 of every
+tensor file: a truncated, bit-flipped or hand-edited checkpoint is a one-line `UserInputError`
+naming the file. A reader opens the checkpoint directory once and reads every file through
+that one handle, so a save that swaps a newer directory into place meanwhile cannot mix two
+saves; when the name it opened is renamed away or removed in the middle (a run saving as it
+is read), it reads again, a bounded number of times, rather than calling the save corrupt.
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ import json
 import logging
 import os
 import platform
-import shutil
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,6 +54,7 @@ import torch
 
 from ..errors import ConvzooError, UserInputError
 from .disk import (  # noqa: F401  (tests replace _write_bytes here)
+    _LEFTOVER,
     PREV,
     _fsync_dir,
     _remove,
@@ -65,8 +74,13 @@ from .state import (  # noqa: F401
 log = logging.getLogger("convzoo.train")
 
 FORMAT = "convzoo.checkpoint"
-#: 2 added the file digests and the extra (mid-epoch) state; version 1 checkpoints still load.
-VERSION = 2
+#: 2 added the file digests and the extra (mid-epoch) state, 3 the digest of checkpoint.json
+#: itself (`meta_sha256`); versions 1 and 2 still load.
+VERSION = 3
+#: The field of checkpoint.json holding the digest of the rest of it.
+META_DIGEST = "meta_sha256"
+#: How often a reader starts again when saves keep replacing what it is reading.
+READ_ATTEMPTS = 40
 META = "checkpoint.json"
 #: The checkpoint names a run directory holds.
 RUN_CHECKPOINTS = ("last", "best")
@@ -154,7 +168,7 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, meta: dict[str,
            "files": {k: name for k, (name, _) in blobs.items()},
            "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.values()},
            "versions": versions(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    text = json.dumps(doc, indent=1, default=repr).encode()
+    text = seal_meta(doc)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -171,28 +185,57 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, meta: dict[str,
     return path
 
 
-def copy_checkpoint(src: str | Path, dst: str | Path) -> None:
-    """`dst` becomes a copy of `src` (hard links where possible: files are never rewritten)."""
+def meta_digest(meta: dict[str, Any]) -> str:
+    """The SHA-256 of `meta` (checkpoint.json as read) without its own digest field, over a
+    canonical form: sorted keys, no spaces, so any bit changed in a value is seen."""
+    body = {k: v for k, v in meta.items() if k != META_DIGEST}
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(canon.encode()).hexdigest()
+
+
+def seal_meta(doc: dict[str, Any]) -> bytes:
+    """checkpoint.json's bytes for `doc`, with `meta_sha256` over `doc` as it will read back
+    (JSON turns keys into strings and unknown objects into their repr)."""
+    back = json.loads(json.dumps(doc, default=repr))
+    back[META_DIGEST] = meta_digest(back)
+    return json.dumps(back, indent=1).encode()
+
+
+def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
+    """`dst` becomes a copy of the checkpoint `src`, atomically, as `save_checkpoint` writes:
+    its own files (no hard links, so damage to one cannot reach the other), each one checked
+    against `src`'s digests as it is read (a damaged `src` is refused, not copied)."""
     src, dst = Path(src), Path(dst)
+    snap = _read_again_while_moving(lambda _: _snapshot(src, None), src)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
         clean_leftovers(dst.parent)
         tmp.mkdir(parents=True)
-        for f in src.iterdir():
-            try:
-                os.link(f, tmp / f.name)
-            except OSError:
-                shutil.copy2(f, tmp / f.name)
-                with open(tmp / f.name, "rb") as g:
-                    os.fsync(g.fileno())
+        for key, name in snap.meta["files"].items():
+            _write_bytes(tmp / name, snap.raw[key])
+        _write_bytes(tmp / META, snap.meta_bytes)  # last, as a save writes it
         _fsync_dir(tmp)
         _swap_in(tmp, dst)
     except OSError as e:
         _remove(tmp)
         raise _disk_error(e, dst) from None
+    return dst
 
 
 # ---- reading -------------------------------------------------------------------------------
+
+class _Moved(Exception):
+    """The directory being read was renamed away or removed by a save in the middle of the
+    read (or its name is empty for the instant between a swap's two renames): read again."""
+
+
+@dataclass
+class _Snapshot:
+    meta: dict[str, Any]
+    meta_bytes: bytes
+    raw: dict[str, bytes]  # part ('model', 'state', 'ema') -> its file's checked bytes
+    ident: tuple[int, int]  # (st_dev, st_ino) of the directory read
+
 
 @dataclass
 class Checkpoint:
@@ -203,6 +246,10 @@ class Checkpoint:
     fallback: str | None = None
     #: Its files' digests were checked when it was opened (not again on reading).
     verified: bool = False
+    #: The checked bytes of the parts read when it was opened.
+    _raw: dict[str, bytes] = field(default_factory=dict, repr=False)
+    #: The directory it was read from, to tell whether a save replaced it since.
+    _ident: tuple[int, int] | None = None
 
     @property
     def meta_file(self) -> Path:
@@ -214,9 +261,30 @@ class Checkpoint:
             name = self.meta.get("files", {}).get(which)
             if name is None:
                 raise UserInputError(f"checkpoint {self.path} has no {which} state")
-            digest = None if self.verified else self.meta.get("sha256", {}).get(name)
-            self._tensors[which] = read_tensors(self.path / name, digest)
+            data = self._raw.pop(which, None)
+            if data is None:
+                data = self._read_part(which, name)
+            self._tensors[which] = _parse_tensors(self.path / name, data)
         return self._tensors[which]
+
+    def _read_part(self, which: str, name: str) -> bytes:
+        """A part not read at opening, from the same directory (a save that replaced it since
+        is named as such, not taken for damage)."""
+        try:
+            dfd = os.open(self.path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        except OSError:
+            dfd = -1
+        try:
+            if dfd < 0 or (self._ident is not None and _ident(os.fstat(dfd)) != self._ident):
+                raise UserInputError(f"checkpoint {self.path} was replaced by a newer save "
+                                     f"after it was opened, before its {which} state was "
+                                     "read; open it again")
+            data = _read_file(dfd, name, self.path)
+        finally:
+            if dfd >= 0:
+                os.close(dfd)
+        _check_blob(self.path / name, data, self.meta.get("sha256", {}).get(name))
+        return data
 
     @property
     def model_state(self) -> dict[str, torch.Tensor]:
@@ -240,7 +308,7 @@ class Checkpoint:
         except (KeyError, TypeError, ValueError, IndexError, AttributeError, RecursionError):
             raise UserInputError(f"{self.meta_file}: its training_state does not match "
                                  f"{self.path / 'state.safetensors'}; the checkpoint is "
-                                 "damaged, use another one (the run's last.prev or best)") \
+                                 "damaged, use another one") \
                 from None
         if not isinstance(out, dict):
             raise UserInputError(f"{self.meta_file}: training_state is not a table")
@@ -281,24 +349,54 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _ident(st: os.stat_result) -> tuple[int, int]:
+    return st.st_dev, st.st_ino
+
+
+def _parse_tensors(path: Path, data: bytes) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load
+
+    try:
+        return load(data)
+    except Exception as e:  # noqa: BLE001 - any reader error means a damaged file
+        raise UserInputError(f"checkpoint file {path} is corrupt or truncated "
+                             f"({_first_line(e)})") from None
+
+
 def read_tensors(path: Path, sha256: str | None = None) -> dict[str, torch.Tensor]:
     """The tensors of one safetensors file; `sha256`, when given, must match its bytes."""
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise UserInputError(f"checkpoint file {path} is missing")
     try:
-        if sha256 is not None and _sha256(path) != sha256:
+        data = path.read_bytes()
+    except OSError as e:
+        raise UserInputError(f"checkpoint file {path} cannot be read ({e.strerror})") from None
+    _check_blob(path, data, sha256)
+    return _parse_tensors(path, data)
+
+
+def _check_blob(path: Path, data: bytes, sha256: str | None) -> None:
+    """`data` (the bytes of tensor file `path`) has its recorded digest, or, in a version 1
+    checkpoint that recorded none, at least a safetensors header that fits it."""
+    if sha256 is not None:
+        if hashlib.sha256(data).hexdigest() != sha256:
             raise UserInputError(f"checkpoint file {path} is corrupt or truncated (its SHA-256 "
-                                 "is not the one recorded when it was saved); use another "
-                                 "checkpoint (e.g. the run's best/ or last.prev/)")
-        return load_file(str(path))
-    except UserInputError:
-        raise
-    except Exception as e:  # noqa: BLE001 - any reader error means a damaged file
-        raise UserInputError(f"checkpoint file {path} is corrupt or truncated "
-                             f"({_first_line(e)}); use another checkpoint "
-                             "(e.g. the run's best/ or last/)") from None
+                                 "is not the one recorded when it was saved)")
+        return
+    n = int.from_bytes(data[:8], "little") if len(data) >= 8 else -1
+    try:
+        header = json.loads(data[8:8 + n]) if 0 < n <= len(data) - 8 else None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        header = None
+    if not isinstance(header, dict):
+        raise UserInputError(f"checkpoint file {path} is corrupt or truncated (bad header)")
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items()
+            if k != "__metadata__" and isinstance(v, dict)
+            and isinstance(v.get("data_offsets"), list) and len(v["data_offsets"]) == 2
+            and isinstance(v["data_offsets"][1], int)]
+    if 8 + n + max(ends, default=0) != len(data):
+        raise UserInputError(f"checkpoint file {path} is corrupt or truncated (its size does "
+                             "not match its header)")
 
 
 # The fields convzoo reads from checkpoint.json and the types they must have when present.
@@ -348,121 +446,222 @@ def check_meta(meta: Any, file: Path) -> dict[str, Any]:
     return meta
 
 
-def _read_meta(path: Path) -> dict[str, Any]:
-    file = path / META
+def _parse_meta(data: bytes, file: Path) -> dict[str, Any]:
+    """checkpoint.json's bytes as a checked table, its own digest matching."""
     try:
-        text = file.read_bytes().decode("utf-8")
-        meta = json.loads(text)
-    except OSError as e:
-        raise UserInputError(f"checkpoint {file} cannot be read ({e.strerror})") from None
+        meta = json.loads(data.decode("utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise UserInputError(f"checkpoint {file} is corrupt (not valid JSON: "
                              f"{_first_line(e)})") from None
-    return check_meta(meta, file)
+    meta = check_meta(meta, file)
+    digest = meta.get(META_DIGEST)
+    if digest is None:
+        if meta.get("version", 1) >= 3:  # written with a digest: its loss is damage
+            raise UserInputError(f"checkpoint {file} is corrupt: its {META_DIGEST} is missing")
+    elif digest != meta_digest(meta):
+        raise UserInputError(f"checkpoint {file} is corrupt or was edited (its {META_DIGEST} "
+                             "is not the digest of its contents)")
+    return meta
 
 
-def _verify_files(path: Path, meta: dict[str, Any]) -> None:
-    """Every tensor file is there and has its recorded digest (or, in a version 1 checkpoint
-    that recorded none, at least a safetensors header that fits the file)."""
-    digests = meta.get("sha256", {})
-    for name in meta["files"].values():
-        f = path / name
-        if not f.is_file():
-            raise UserInputError(f"checkpoint file {f} is missing")
-        if name in digests:
-            if _sha256(f) != digests[name]:
-                raise UserInputError(f"checkpoint file {f} is corrupt or truncated "
-                                     "(SHA-256 mismatch)")
-        else:
-            _check_safetensors_header(f)
+def _read_meta(path: Path) -> dict[str, Any]:
+    file = path / META
+    try:
+        data = file.read_bytes()
+    except OSError as e:
+        raise UserInputError(f"checkpoint {file} cannot be read ({e.strerror})") from None
+    return _parse_meta(data, file)
 
 
-def _check_safetensors_header(f: Path) -> None:
-    size = f.stat().st_size
-    with open(f, "rb") as fh:
-        head = fh.read(8)
-        n = int.from_bytes(head, "little") if len(head) == 8 else -1
+def _read_file(dfd: int, name: str, folder: Path) -> bytes:
+    """The bytes of `name` in the directory open as `dfd` (`folder` is its name, for errors)."""
+    try:
+        fd = os.open(name, os.O_RDONLY, dir_fd=dfd)
+    except FileNotFoundError:
+        st = os.fstat(dfd)
         try:
-            header = json.loads(fh.read(n)) if 0 < n <= size - 8 else None
-        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
-            header = None
-    if not isinstance(header, dict):
-        raise UserInputError(f"checkpoint file {f} is corrupt or truncated (bad header)")
-    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items()
-            if k != "__metadata__" and isinstance(v, dict)
-            and isinstance(v.get("data_offsets"), list) and len(v["data_offsets"]) == 2]
-    if 8 + n + max(ends, default=0) != size:
-        raise UserInputError(f"checkpoint file {f} is corrupt or truncated (its size does not "
-                             "match its header)")
+            same = _ident(os.stat(folder)) == _ident(st)
+        except OSError:
+            same = False
+        if st.st_nlink == 0 or not same:  # removed or renamed away by a save: not damage
+            raise _Moved(str(folder)) from None
+        raise UserInputError(f"checkpoint file {folder / name} is missing") from None
+    except OSError as e:
+        raise UserInputError(f"checkpoint file {folder / name} cannot be read "
+                             f"({e.strerror})") from None
+    with open(fd, "rb") as f:
+        try:
+            return f.read()
+        except OSError as e:
+            raise UserInputError(f"checkpoint file {folder / name} cannot be read "
+                                 f"({e.strerror})") from None
+
+
+def _snapshot(path: Path, need: Collection[str] | None) -> _Snapshot:
+    """checkpoint.json and the tensor files of the parts in `need` (None: all), each checked,
+    all read through one handle on the directory `path` names now."""
+    try:
+        dfd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except FileNotFoundError:
+        raise _Moved(str(path)) from None
+    except OSError as e:
+        raise UserInputError(f"checkpoint {path} cannot be read ({e.strerror})") from None
+    try:
+        ident = _ident(os.fstat(dfd))
+        meta_bytes = _read_file(dfd, META, path)
+        meta = _parse_meta(meta_bytes, path / META)
+        digests = meta.get("sha256", {})
+        raw = {}
+        for key, name in meta["files"].items():
+            if need is not None and key not in need:
+                continue
+            data = _read_file(dfd, name, path)
+            _check_blob(path / name, data, digests.get(name))
+            raw[key] = data
+        return _Snapshot(meta, meta_bytes, raw, ident)
+    finally:
+        os.close(dfd)
+
+
+def _save_in_progress(folder: Path, name: str) -> bool:
+    """Whether a live process is saving checkpoint `name` in `folder` right now."""
+    try:
+        entries = [p.name for p in folder.iterdir()]
+    except OSError:
+        return False
+    for entry in entries:
+        m = _LEFTOVER.match(entry)
+        if m and m["name"] in (name, f"{name}{PREV}") and pid_alive(int(m["pid"])):
+            return True
+    return False
+
+
+def _read_again_while_moving(read: Any, source: Path) -> Any:
+    """`read(patient)`, started again while saves keep moving what it reads (a bounded number
+    of times, with short waits: a swap's two renames take microseconds). The last attempt is
+    not `patient`: it no longer waits for a save it believes in progress (the pid in a killed
+    save's leftover may have been given to another process)."""
+    for attempt in range(READ_ATTEMPTS):
+        try:
+            return read(attempt < READ_ATTEMPTS - 1)
+        except _Moved:
+            time.sleep(min(0.002 * (attempt + 1), 0.05))
+    raise UserInputError(f"{source} kept being replaced by new saves while it was read; "
+                         "try again (or read a copy of it)")
 
 
 def resolve(source: str | Path, prefer: str = "best") -> Path:
     """The checkpoint directory a run directory, checkpoint directory or file in one means
     (without checking its contents; `load_checkpoint` does)."""
-    return _locate(Path(source), prefer, check=False)[0]
+    return _read_again_while_moving(lambda patient: _locate(Path(source), prefer, False,
+                                                            patient)[0], Path(source))
 
 
-def _locate(p: Path, prefer: str, check: bool) -> tuple[Path, dict[str, Any] | None, str | None]:
+def _locate(p: Path, prefer: str, need: Collection[str] | None | bool, patient: bool = False
+            ) -> tuple[Path, _Snapshot | None, str | None]:
+    """(checkpoint directory, its snapshot, why another was passed over); `need` False: the
+    directory only, nothing read."""
+    check = need is not False
     if p.is_file():
         p = p.parent
     if not p.exists():
-        # `RUN/last` itself, gone in the middle of a swap: its `.prev` stands in
+        if patient and _save_in_progress(p.parent, p.name):
+            raise _Moved(str(p))  # between a swap's two renames: back in an instant
+        # `RUN/last` itself, gone in the middle of a swap a kill stopped: `.prev` stands in
         prev = p.with_name(p.name + PREV)
         if (prev / META).is_file():
-            return _pick(list(_candidates(p.parent, p.name))[1:], p, check, str(p))
+            return _pick(list(_candidates(p.parent, p.name))[1:], p, need, check, str(p),
+                         patient)
         raise UserInputError(f"{p} does not exist (give a run directory or a checkpoint)")
     if (p / META).is_file():
-        return p, (_read_meta(p) if check else None), None
+        return p, (_snapshot(p, need) if check else None), None  # type: ignore[arg-type]
     order = (prefer, "last" if prefer == "best" else "best")
     cands = [c for name in order for c in _candidates(p, name)]
     if not any((c / META).is_file() for c in cands):
+        if patient and any(_save_in_progress(p, name) for name in order):
+            raise _Moved(str(p))
         raise UserInputError(f"{p} holds no convzoo checkpoint "
                              f"(looked for {META} in it and in its best/ and last/)")
-    return _pick(cands, p, check, str(p / prefer))
+    # the checkpoint asked for: the preferred one where it exists, else the other
+    wanted = next((name for name in order if (p / name).exists()
+                   or (p / f"{name}{PREV}").exists()), prefer)
+    return _pick(cands, p, need, check, str(p / wanted), patient)
 
 
-def _pick(cands: list[Path], where: Path, check: bool,
-          wanted: str) -> tuple[Path, dict[str, Any] | None, str | None]:
+def _pick(cands: list[Path], where: Path, need: Any, check: bool, wanted: str,
+          patient: bool = False) -> tuple[Path, _Snapshot | None, str | None]:
     """The first of `cands` that is a complete checkpoint, and why the ones before it were
     passed over (said only when a damaged one was passed over or a `.prev`/`.old` is used:
     a run with no best/ yet simply gives its last/, as it always has)."""
     damaged: list[str] = []
+    missing: list[str] = []
     for c in cands:
+        standby = c.name.endswith(PREV) or c.name.endswith(".old")
         if not (c / META).is_file():
+            if patient and not standby and _save_in_progress(c.parent, c.name):
+                raise _Moved(str(c))  # between a swap's two renames: back in an instant
+            if not standby and c.exists():
+                missing.append(f"{c / META} is missing")
             continue
         if not check:
             return c, None, None
         try:
-            meta = _read_meta(c)
-            _verify_files(c, meta)
+            snap = _snapshot(c, need)
         except UserInputError as e:
             damaged.append(str(e))
             continue
         note = None
-        standby = c.name.endswith(PREV) or c.name.endswith(".old")
-        if damaged or standby:
-            why = "; ".join(damaged) if damaged else f"{wanted} is missing"
+        if damaged or missing or standby:
+            why = "; ".join(damaged + missing) or f"{wanted} is missing"
             note = f"loaded {c} instead of {wanted}: {why}"
-        return c, meta, note
-    raise UserInputError(f"no usable checkpoint in {where}: " + "; ".join(damaged))
+        return c, snap, note
+    raise UserInputError(f"no usable checkpoint in {where}: " + "; ".join(damaged + missing))
 
 
-def load_checkpoint(source: str | Path, prefer: str = "best") -> Checkpoint:
+def _other_checkpoints(path: Path) -> str:
+    """What to use instead of the damaged checkpoint `path`: the other checkpoints of its run
+    that read whole and check out (none named that does not)."""
+    others = [c for name in RUN_CHECKPOINTS for c in _candidates(path.parent, name)
+              if c.name != path.name and (c / META).is_file()]
+    if not others:
+        return ""
+    intact = []
+    for c in others:
+        try:
+            _snapshot(c, None)
+        except (UserInputError, _Moved):
+            continue
+        intact.append(str(c))
+    return (f"; use another checkpoint of the run: {', '.join(intact)}" if intact
+            else "; no other checkpoint of this run is intact either")
+
+
+def load_checkpoint(source: str | Path, prefer: str = "best",
+                    need: Collection[str] | None = None) -> Checkpoint:
     """Open a checkpoint: a run directory (its `prefer`red checkpoint, falling back to the
     previous one when it is missing or damaged), a checkpoint directory or a file in one.
 
-    A checkpoint directory given by name is opened as it is: its tensor files are checked when
-    first read. A fallback is logged and recorded in `Checkpoint.fallback`."""
+    checkpoint.json and the tensor files of the parts in `need` ('model', 'state', 'ema';
+    None: every part) are read at once and checked; damage to a part not needed (a scorer
+    needs no optimiser state) does not count against the checkpoint. A fallback is logged and
+    recorded in `Checkpoint.fallback`."""
     p = Path(source)
     explicit = (p.parent if p.is_file() else p) / META
     if explicit.is_file():
         path = explicit.parent
-        return Checkpoint(path, _read_meta(path))
-    path, meta, note = _locate(p, prefer, check=True)
-    assert meta is not None
+        try:
+            snap = _read_again_while_moving(lambda _: _snapshot(path, need), path)
+        except UserInputError as e:
+            raise UserInputError(f"{e}{_other_checkpoints(path)}") from None
+        return Checkpoint(path, snap.meta, fallback=None, verified=True, _raw=snap.raw,
+                          _ident=snap.ident)
+    path, snap, note = _read_again_while_moving(lambda patient: _locate(p, prefer, need, patient),
+                                              p)
+    assert snap is not None
     if note:
         log.warning("%s", note)
-    return Checkpoint(path, meta, fallback=note, verified=True)
+    return Checkpoint(path, snap.meta, fallback=note, verified=True, _raw=snap.raw,
+                      _ident=snap.ident)
 
 
 def model_from_checkpoint(ckpt: Checkpoint, *, ema: bool = True,

@@ -139,7 +139,7 @@ def load_source(source: str, weights: str | None = None, *, need_weights: bool =
 
 
 def _from_run(source: str, prefer: str, ema: bool, device: str | torch.device) -> Source:
-    ckpt = load_checkpoint(source, prefer=prefer)
+    ckpt = load_checkpoint(source, prefer=prefer, need=("model", "ema"))  # scoring only
     model = model_from_checkpoint(ckpt, ema=ema, device=device)
     meta = ckpt.meta
     input_size = tuple(meta.get("input_size") or model.default_input_size)
