@@ -34,6 +34,10 @@ def parse_size(value: str | int | Sequence[int]) -> Size:
     except (TypeError, ValueError):
         raise UserInputError(f"malformed size {text!r}: write CxHxW, HxW or N, "
                              "e.g. 3x224x224") from None
+    if len(nums) == 3 and nums[0] == 0 and isinstance(value, str):
+        # written out, a channel count is a count: 0x32x32 is no image (HxW leaves it open)
+        raise UserInputError(f"malformed size {text!r}: an image has at least 1 channel "
+                             "(write HxW to leave the channels to the data)")
     if len(nums) == 1:
         nums = [0, nums[0], nums[0]]
     elif len(nums) == 2:

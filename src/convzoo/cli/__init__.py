@@ -67,6 +67,14 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # Ctrl-C while starting up (imports take seconds): no traceback
+        print("convzoo: interrupted", file=sys.stderr)
+        return 130
+
+
+def _main(argv: Sequence[str] | None) -> int:
     argv = sys.argv[1:] if argv is None else [*argv]  # not list(): cli.list shadows it
     # `--help`, no command or a misspelt one: the full parser, which lists every command.
     parser = build_parser(_command_in(argv))
@@ -87,4 +95,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    try:
+        code = main()
+    except KeyboardInterrupt:  # a second Ctrl-C while the first one is being reported
+        code = 130
+    sys.exit(code)

@@ -33,7 +33,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UserInputError(f"--limit must be at least 1, got {args.limit}")
-    if args.out and not args.out.lower().endswith((".html", ".htm")):
+    if args.out is not None and not args.out.lower().endswith((".html", ".htm")):
         raise UserInputError(f"--out {args.out}: the report is HTML, name it FILE.html")
     device = str(resolve_device(args.device))
     path = build_report(args.run_dir, args.out, device=device, limit=args.limit,

@@ -128,7 +128,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..data.catalog import load_dataset
 
         load_dataset(cfg.data, cfg.data_dir, download=True, seed=cfg.seed)
-    if args.threads:
+    if args.threads is not None:
         from ..runtime.device import set_threads
 
         set_threads(args.threads)  # kept: the run does not choose its own count then

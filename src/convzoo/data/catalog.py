@@ -38,6 +38,14 @@ __all__ = ["ArraySplit", "DataSet", "FolderSplit", "Split", "dataset_names", "fa
 # ---------------------------------------------------------------- fake
 
 
+def _memory_bytes() -> int | None:
+    """The machine's physical memory, where the system says."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
 def fake(size: tuple[int, int, int], n: int, num_classes: int, seed: int = 0) -> DataSet:
     """Synthetic uint8 images that a network can learn: each class has its own smooth pattern
     (bilinear upsampling of a random 4x4 image) and every image is half that pattern, half
@@ -45,6 +53,13 @@ def fake(size: tuple[int, int, int], n: int, num_classes: int, seed: int = 0) ->
     c, h, w = size
     if n < 1 or num_classes < 1:
         raise UserInputError(f"fake data needs N >= 1 and K >= 1, got N={n}, K={num_classes}")
+    # the images in uint8, and a float pattern per class
+    need = (n + max(1, n // 5)) * c * h * w + num_classes * c * (h * w + 16) * 4
+    have = _memory_bytes()
+    if have is not None and need > have // 2:
+        raise UserInputError(f"fake data of {n:,} images of {c}x{h}x{w} in {num_classes:,} "
+                             f"classes needs {need / 1e9:.3g} GB; this machine has "
+                             f"{have / 1e9:.3g} GB of memory: use a smaller N or K")
     g = generator("fake", size, n, num_classes, seed)
     low = torch.rand(num_classes, c, 4, 4, generator=g)
     patterns = F.interpolate(low, size=(h, w), mode="bilinear", align_corners=False)

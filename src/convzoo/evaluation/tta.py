@@ -53,6 +53,10 @@ class TestMethod:
         return {"ten-crop": 10, "flip": 2}.get(self.kind, max(1, len(self.scales)))
 
 
+#: The largest image side a test-time method may ask for (VGG's largest scale was 512).
+MAX_SCALE = 4096
+
+
 def parse_method(spec: str | TestMethod) -> TestMethod:
     """'none' | 'centre' | 'flip' | 'ten-crop' | 'multiscale:256,384,512' | 'dense[:Q,...]'."""
     if isinstance(spec, TestMethod):
@@ -75,6 +79,8 @@ def parse_method(spec: str | TestMethod) -> TestMethod:
                 from None
         if not scales or min(scales) < 1:
             raise UserInputError(f"bad scales in {spec!r}: give positive image sides")
+        if max(scales) > MAX_SCALE:  # a batch of such images would not fit any memory
+            raise UserInputError(f"bad scales in {spec!r}: image sides up to {MAX_SCALE}")
     elif kind == "multiscale":
         raise UserInputError("multiscale needs its scales, e.g. multiscale:256,384,512")
     return TestMethod(kind, scales)

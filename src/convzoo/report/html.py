@@ -11,12 +11,14 @@ epoch), confusion, per-class, mistakes (the most confidently wrong test images),
 from __future__ import annotations
 
 import base64
+import errno
 import html
+import os
 import time
 from pathlib import Path
 from typing import Any
 
-from ..errors import UserInputError
+from ..errors import ConvzooError, UserInputError
 from ..tables import human
 from . import plots
 from .predictions import Predictions, predict_run
@@ -287,6 +289,8 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, device: 
     matrix, per-class accuracy and mistakes, saying why; `limit` scores only the first
     `limit` test images."""
     run = read_run(run_dir)
+    path = Path(out) if out is not None else run.path / "report.html"
+    _check_writable(path)  # before the scoring, which takes a while
     pred, why = None, ""
     if predictions:
         try:
@@ -296,9 +300,30 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, device: 
     else:
         why = "Not drawn: the report was made without scoring the test set."
     page = render_report(run, pred, why)
-    path = Path(out) if out is not None else run.path / "report.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        tmp.write_bytes(page.encode("utf-8"))
+        tmp.replace(path)
+    except OSError as e:
+        tmp.unlink(missing_ok=True)  # nothing half-written left behind
+        raise ConvzooError(f"cannot write the report {path}: {_why(e)}") from None
     return path
+
+
+def _why(e: OSError) -> str:
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return f"{e.strerror}: the disk is full; free some space or give --out elsewhere"
+    return f"{e.strerror or e}; give --out elsewhere"
+
+
+def _check_writable(path: Path) -> None:
+    """A one-line error now if the report cannot be written at `path`."""
+    if path.is_dir():
+        raise UserInputError(f"{path} is a directory; give the report a file name")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ConvzooError(f"cannot create {path.parent} for the report: {_why(e)}") from None
+    if not os.access(path.parent, os.W_OK):  # also says so for a read-only mount
+        raise ConvzooError(f"cannot write the report {path}: {path.parent} is not writable "
+                           "(a read-only file system or no permission); give --out elsewhere")

@@ -103,3 +103,26 @@ def _swap_in(tmp: Path, final: Path) -> None:
     old = final.with_name(f".{final.name}.old")  # what older versions left mid-swap
     if old.exists():
         _remove(old)
+
+
+def unique_dir(base: Path) -> Path:
+    """Create and return `base`, or `base-2`, `base-3`, ... when taken: mkdir succeeds for
+    one process only, so two runs started in the same second get a directory each."""
+    from ..errors import UserInputError
+
+    try:
+        base.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise UserInputError(f"cannot create {base.parent} for the run ({e.strerror}); "
+                             "give --out DIR") from None
+    for n in range(1, 1000):
+        path = base if n == 1 else base.with_name(f"{base.name}-{n}")
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise UserInputError(f"cannot create the run directory {path} ({e.strerror}); "
+                                 "give --out DIR") from None
+    raise UserInputError(f"{base} and 998 numbered variants exist; give --out DIR")

@@ -1,18 +1,22 @@
 """One writer per run directory: a lock file naming its owner.
 
-`RUN/.lock` holds JSON: the owner's pid, host, process start time and when it took the lock.
+`RUN/.lock` holds JSON: the owner's pid, host, process start time, when it took the lock and
+the identity of the directory it locked (device and inode, and its real path for people).
 It is created with O_CREAT | O_EXCL, which the file system grants to one process only, before
 the run writes anything. A second process is refused at once with a message naming the
 holder. A lock whose owner is gone (same host, and no such process, or a zombie, or another
 process that reused the pid) is stale and taken over; a lock from another host cannot be
-checked from here and is never taken over. The lock is released (the file removed, if it is
-still ours) by `release`, the context manager's exit or, failing both, at interpreter exit.
+checked from here and is never taken over. A lock on this host that names another directory
+was copied with the run (`cp -r` while it trained) and is stale here too. The lock is
+released (the file removed, if it is still ours) by `release`, the context manager's exit or,
+failing both, at interpreter exit.
 A process killed with SIGKILL leaves its lock behind; the next run finds it stale.
 """
 
 from __future__ import annotations
 
 import atexit
+import errno
 import json
 import os
 import socket
@@ -94,7 +98,8 @@ class RunLock:
     def _create(self) -> bool:
         self._mine = {"pid": os.getpid(), "host": socket.gethostname(),
                       "start": _start_time(os.getpid()),
-                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+                      "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                      "dir": os.path.realpath(self.dir), "dir_id": self._dir_id()}
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -103,13 +108,35 @@ class RunLock:
             raise UserInputError(f"cannot write in the run directory {self.dir} "
                                  f"({e.strerror}); choose another --out") from None
         try:
-            os.write(fd, json.dumps(self._mine).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            try:
+                data = json.dumps(self._mine).encode()
+                if os.write(fd, data) != len(data):
+                    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        except OSError as e:
+            # an empty lock left here would block every run of this directory for a while
+            try:
+                self.path.unlink()
+            except OSError:
+                pass
+            full = e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1))
+            raise UserInputError(f"cannot write the lock {self.path} ({e.strerror})"
+                                 + ("; the disk is full: free some space" if full else "")
+                                 + " or choose another --out") from None
         self.held = True
         _held[str(self.path)] = self
         return True
+
+    def _dir_id(self) -> list[int] | None:
+        """The run directory's identity (device, inode): a copy (`cp -r`) has another one,
+        a move (`mv`) keeps it."""
+        try:
+            st = self.dir.stat()
+        except OSError:
+            return None
+        return [st.st_dev, st.st_ino]
 
     def _read(self) -> dict[str, Any] | None:
         """The holder's record; {} when unreadable or not yet written; None when gone."""
@@ -137,6 +164,10 @@ class RunLock:
         pid = holder.get("pid")
         if not isinstance(pid, int):
             return True
+        held = holder.get("dir_id")
+        if held is not None and self._dir_id() is not None and held != self._dir_id():
+            return True  # copied with its directory: its holder holds the original, not this
+
         if pid == os.getpid():
             return str(self.path) not in _held  # ours only if this process took it
         if not pid_alive(pid):

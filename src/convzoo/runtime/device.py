@@ -178,8 +178,12 @@ class ThreadChoice:
 def set_threads(n: int) -> None:
     """Use `n` CPU threads, and keep them: `cpu_threads` then leaves the count alone."""
     global _chosen_threads
-    if n < 1:
-        raise UserInputError(f"--threads must be at least 1, got {n}")
+    cores = max(os.cpu_count() or 1, usable_cores())
+    if n < 1 or n > cores:
+        # far more threads than cores only slows every operator down; torch's pools crash
+        # outright on counts in the millions
+        raise UserInputError(f"--threads must be between 1 and this machine's {cores} "
+                             f"cores, got {n}")
     torch.set_num_threads(n)
     _chosen_threads = n
 

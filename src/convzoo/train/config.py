@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -150,6 +151,20 @@ FIELDS = {f.name: f for f in fields(TrainConfig)}
 _NOT_IN_RECIPES = {"recipe"}
 
 
+def _whole(name: str, value: Any) -> int:
+    """`value` as a whole number that fits 64 bits (what seeds and counts are passed as);
+    1e400, 2.5 and 2**70 are refused, not overflowed, rounded or wrapped."""
+    try:
+        if isinstance(value, float) and not value.is_integer():
+            raise ValueError
+        number = int(value)
+    except (TypeError, ValueError, OverflowError):
+        raise UserInputError(f"{name} takes a whole number (got {value!r})") from None
+    if abs(number) >= 1 << 63:
+        raise UserInputError(f"{name} is too large (got {value!r}); it must fit 64 bits")
+    return number
+
+
 def _coerce(name: str, value: Any) -> Any:
     """Give a TOML/JSON/CLI value the field's type where that is unambiguous."""
     default = getattr(TrainConfig(), name)
@@ -175,20 +190,15 @@ def _coerce(name: str, value: Any) -> Any:
         return bool(value)
     if isinstance(default, float) and isinstance(value, int | float | str):
         try:
-            return float(value)
-        except ValueError:
+            number = float(value)
+        except (ValueError, OverflowError):
             raise UserInputError(f"{name} takes a number (got {value!r})") from None
-    if isinstance(default, int) and isinstance(value, int | float | str) and \
-            name not in ("max_steps", "stop_after"):
-        try:
-            return int(value)
-        except ValueError:
-            raise UserInputError(f"{name} takes a whole number (got {value!r})") from None
-    if name in ("max_steps", "stop_after"):
-        try:
-            return int(value)
-        except (TypeError, ValueError):
-            raise UserInputError(f"{name} takes a whole number (got {value!r})") from None
+        if not math.isfinite(number):
+            raise UserInputError(f"{name} takes a finite number (got {value!r})")
+        return number
+    if (isinstance(default, int) and isinstance(value, int | float | str)) or \
+            name in ("max_steps", "stop_after"):
+        return _whole(name, value)
     if name == "milestones":
         try:
             if isinstance(value, str) or isinstance(value, bool):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import random
 import re
 import time
@@ -41,6 +42,7 @@ from ..data.split import validation_split
 from ..errors import UserInputError
 from ..evaluation.score import EvalResult, evaluate
 from ..runs import checkpoint as ck
+from ..runs.disk import unique_dir
 from ..runs.lock import RunLock
 from ..runs.metrics import RunLog, write_json
 from ..runtime import distributed as dd
@@ -137,9 +139,11 @@ def loader(split: Any, ds: Any, cfg: TrainConfig, *, train: bool, device: torch.
                        start_batch=start_batch)
 
 
-def default_out(cfg: TrainConfig) -> Path:
+def default_out(cfg: TrainConfig, claim: bool = False) -> Path:
+    """runs/MODEL-DATA-TIME; `claim`: created now, numbered if taken (two runs a second)."""
     data = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.data.split("/")[-1] or cfg.data).strip("_")
-    return Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    base = Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
+    return unique_dir(base) if claim else base
 
 
 def with_model_identity(cfg: TrainConfig, model: nn.Module | None) -> TrainConfig:
@@ -328,9 +332,17 @@ class Run:
 
         saved = self.ckpt.meta.get("cpu_threads") if self.ckpt is not None else None
         if (not isinstance(saved, int) or isinstance(saved, bool) or saved < 1
-                or saved == choice.threads or dv._chosen_threads is not None
-                or dv._env_threads() is not None):
+                or saved == choice.threads):
             return choice
+        if dv._chosen_threads is not None or dv._env_threads() is not None:
+            # the user's count is kept, and named as what makes this resume inexact
+            why = (f"{choice.reason}; the run saved at {saved}, so its steps will not match an "
+                   f"uninterrupted run bit for bit (resume without a thread count to keep them)")
+            logging.getLogger("convzoo.train").warning(
+                "resuming at %d threads, not the run's %d: %s", choice.threads, saved,
+                "its steps will not match an uninterrupted run bit for bit (leave out "
+                "--threads and OMP_NUM_THREADS to keep them)")
+            return dv.ThreadChoice(choice.threads, why)
         torch.set_num_threads(saved)
         return dv.ThreadChoice(saved, "the resumed run's own count, for an exact resume")
 
@@ -348,7 +360,7 @@ class Run:
             self._check_resume_config()
             self.cfg = cfg = dataclasses.replace(cfg, out=str(self.out))  # where it now runs
         else:
-            self.out = Path(cfg.out) if cfg.out else default_out(cfg)
+            self.out = Path(cfg.out) if cfg.out else default_out(cfg, claim=self.main)
             self._take_lock()
             if ck.holds_run(self.out):  # also what a kill mid-swap leaves: last.prev, .last.old
                 raise UserInputError(f"{self.out} already holds a run: continue it with "

@@ -33,6 +33,20 @@ class LoadReport:
         return "; ".join([f"{self.loaded} tensors loaded from {self.source}", *self.messages])
 
 
+def _why_unreadable(e: Exception) -> str:
+    """torch's and safetensors' long messages, said in a few words."""
+    text = str(e)
+    if "Unsupported global" in text or "safe_globals" in text:
+        return ("it holds Python objects besides tensors, which convzoo does not unpickle; "
+                "save the model's state_dict, or convert it to .safetensors")
+    if "Unsupported operand" in text or "invalid load key" in text:
+        return "not a PyTorch weights file (neither a zip archive nor a pickle of tensors)"
+    if "central directory" in text or "zip archive" in text:
+        return "the file is truncated or damaged (its zip archive has no index)"
+    first = (text.strip().splitlines() or [type(e).__name__])[0]
+    return first[:160].rstrip(" .:")
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """A flat name -> tensor dict from a .safetensors or a .pth/.pt/.bin file."""
     path = Path(path)
@@ -44,10 +58,13 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
 
             sd = load_file(str(path))
         else:
-            sd = torch.load(str(path), map_location="cpu", weights_only=True)
+            import warnings
+
+            with warnings.catch_warnings():  # torch's notes on weights_only are not for users
+                warnings.simplefilter("ignore")
+                sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - every reader error becomes one clear line
-        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
-        raise UserInputError(f"cannot read weights from {path}: {first}") from None
+        raise UserInputError(f"cannot read weights from {path}: {_why_unreadable(e)}") from None
     for key in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
             sd = sd[key]
