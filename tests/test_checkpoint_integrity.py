@@ -178,3 +178,51 @@ def test_a_fallback_names_the_checkpoint_that_exists(tmp_path):
     c = ck.load_checkpoint(tmp_path, prefer="best")  # no best/ in this run
     assert c.path.name == "last.prev"
     assert f"instead of {tmp_path / 'last'}:" in c.fallback and "best" not in c.fallback
+
+
+# ---- locks and names ------------------------------------------------------------------------
+
+HOLDER = """
+import sys, time
+from convzoo.runs.lock import RunLock
+RunLock(sys.argv[1]).acquire()
+print("held", flush=True)
+time.sleep(120)
+"""
+
+
+def test_a_run_copied_while_its_source_trains_can_be_resumed(tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    from convzoo.runs.lock import RunLock
+
+    src, copy = tmp_path / "src", tmp_path / "copy"
+    _save(src, 1.0)
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(src)], stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        shutil.copytree(src, copy)  # `cp -r` while the source trains: its .lock comes along
+        assert (copy / ".lock").is_file()
+        lock = RunLock(copy).acquire()  # the copy's lock names the source: stale here
+        assert lock.took_over is not None and lock.took_over["pid"] == holder.pid
+        lock.release()
+        with pytest.raises(UserInputError, match="in use by another run"):
+            RunLock(src).acquire()  # the source itself stays locked
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_default_run_names_are_unique_within_a_second(tmp_path, monkeypatch):
+    from convzoo.train.config import TrainConfig
+    from convzoo.train.run import default_out
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("time.strftime", lambda fmt, *a: "20250101-120000")
+    cfg = TrainConfig(model="lenet5", data="fake:1x28x28:8:2")
+    first, second = default_out(cfg, claim=True), default_out(cfg, claim=True)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert second.name == first.name + "-2"

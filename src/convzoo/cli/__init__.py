@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,11 @@ from ..errors import ConvzooError
 # Modules of subcommands, in the order `convzoo --help` lists them.
 COMMANDS = ("list", "summary", "calc", "train", "eval", "predict", "finetune", "features",
             "experiment", "viz", "export", "compare", "report", "atlas", "pack", "data")
+
+
+# OSErrors that mean the disk, not convzoo: full, over quota, read-only, not permitted.
+_DISK_ERRNOS = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC), errno.EROFS,
+                errno.EACCES, errno.EPERM}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -92,6 +98,16 @@ def _main(argv: Sequence[str] | None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:
+        # a full or read-only disk met where no module turned it into a ConvzooError yet:
+        # still one line (the written files are each replaced atomically, or left as they were)
+        if e.errno not in _DISK_ERRNOS:
+            raise
+        from ..runs.disk import disk_message
+
+        print(f"convzoo {args.command}: error: {disk_message(e, e.filename or 'a file')}",
+              file=sys.stderr)
+        return 1
 
 
 def run() -> None:

@@ -312,7 +312,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, *, device: 
 
 def _why(e: OSError) -> str:
     if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
-        return f"{e.strerror}: the disk is full; free some space or give --out elsewhere"
+        return f"the disk is full ({e.strerror}); free some space or give --out elsewhere"
     return f"{e.strerror or e}; give --out elsewhere"
 
 

@@ -3,6 +3,7 @@ of a finished directory into place, and the removal of what killed saves left be
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -126,3 +127,30 @@ def unique_dir(base: Path) -> Path:
             raise UserInputError(f"cannot create the run directory {path} ({e.strerror}); "
                                  "give --out DIR") from None
     raise UserInputError(f"{base} and 998 numbered variants exist; give --out DIR")
+
+
+def disk_message(e: OSError, what: str) -> str:
+    """One line for an OSError met writing `what`: a full disk, a read-only one, or other."""
+    if e.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", -1)):
+        return f"disk full while writing {what} ({e.strerror}); free some space"
+    if e.errno == errno.EROFS:
+        return f"cannot write {what}: the file system is read-only"
+    return f"cannot write {what} ({e.strerror or e})"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """`path` holds `text`, or (on a full or read-only disk, say) keeps what it held: the text
+    goes to a temporary name first, removed again if it cannot be finished."""
+    from ..errors import ConvzooError
+
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise ConvzooError(disk_message(e, str(path))) from None

@@ -65,6 +65,9 @@ class RunLock:
         self.dir = Path(run_dir)
         self.path = self.dir / name
         self.held = False
+        #: The lock made the directory: released with nothing else in it, it goes too (a run
+        #: refused before writing anything leaves no empty directory behind).
+        self.created = False
         self._mine: dict[str, Any] = {}
         #: The stale holder this lock took over from, if any (for the run's log).
         self.took_over: dict[str, Any] | None = None
@@ -75,11 +78,23 @@ class RunLock:
         """Take the lock or raise a one-line UserInputError naming who holds it."""
         if self.held:
             return self
+        created = self.created = not self.dir.exists()
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise UserInputError(f"cannot create the run directory {self.dir} "
                                  f"({e.strerror}); choose another --out") from None
+        try:
+            return self._acquire()
+        except UserInputError:
+            if created:  # an empty directory made for nothing is not left behind
+                try:
+                    self.dir.rmdir()
+                except OSError:
+                    pass
+            raise
+
+    def _acquire(self) -> RunLock:
         for _ in range(200):  # a stale lock removed, then the race for the new one
             if self._create():
                 return self
@@ -215,6 +230,11 @@ class RunLock:
         if self._read() == self._mine:
             try:
                 self.path.unlink()
+            except OSError:
+                pass
+        if self.created:
+            try:
+                self.dir.rmdir()  # only if empty
             except OSError:
                 pass
 

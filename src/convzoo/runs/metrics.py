@@ -5,11 +5,13 @@ CSV and JSON are still written."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
+
+from .disk import write_text_atomic
 
 log = logging.getLogger("convzoo.train")
 
@@ -65,13 +67,12 @@ class RunLog:
         self.step_writer.flush()
 
     def write_csv(self) -> None:
-        tmp = self.out / ".metrics.csv.tmp"
-        with open(tmp, "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-            w.writeheader()
-            for row in self.history:
-                w.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
-        os.replace(tmp, self.out / "metrics.csv")
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=COLUMNS, extrasaction="ignore")
+        w.writeheader()
+        for row in self.history:
+            w.writerow({k: _fmt(row.get(k)) for k in COLUMNS})
+        write_text_atomic(self.out / "metrics.csv", buf.getvalue())
 
     def plots(self) -> list[Path]:
         return plot_history(self.history, self.out)
@@ -168,6 +169,4 @@ def plot_confusion(confusion: Any, names: list[str], path: Path, title: str = ""
 
 
 def write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=repr) + "\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(obj, indent=2, default=repr) + "\n")

@@ -42,7 +42,7 @@ from ..data.split import validation_split
 from ..errors import UserInputError
 from ..evaluation.score import EvalResult, evaluate
 from ..runs import checkpoint as ck
-from ..runs.disk import unique_dir
+from ..runs.disk import unique_dir, write_text_atomic
 from ..runs.lock import RunLock
 from ..runs.metrics import RunLog, write_json
 from ..runtime import distributed as dd
@@ -209,9 +209,7 @@ class StepLog:
                 parts = line.split(",")
                 if len(parts) == 3 and parts[0].isdigit() and int(parts[0]) <= keep_until:
                     rows.append(line)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text("\n".join(["step,epoch,loss", *rows]) + "\n", encoding="utf-8")
-        tmp.replace(path)
+        write_text_atomic(path, "\n".join(["step,epoch,loss", *rows]) + "\n")
 
     def append(self, last_step: int, epoch: int, losses: list[float]) -> None:
         """`losses` of the consecutive steps ending at `last_step`, in epoch `epoch` (from 1)."""
