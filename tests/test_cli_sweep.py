@@ -56,9 +56,10 @@ def garbage(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # (argv with RUN, GARBAGE and OUT standing for the fixtures, a word the error must hold)
 CASES = [
-    (["train", "lenet5_modern", "--threads", "0", "--data", "fake:1x28x28:8:2"], "--threads"),
-    (["train", "lenet5_modern", "--threads", "99999999", "--data", "fake:1x28x28:8:2"],
+    (["train", "lenet5_modern", "--threads", "0", "--data", "fake:1x28x28:8:2", "--out", "OUT"],
      "--threads"),
+    (["train", "lenet5_modern", "--threads", "99999999", "--data", "fake:1x28x28:8:2",
+      "--out", "OUT"], "--threads"),
     (["summary", "lenet5", "--input", "0x32x32"], "at least 1 channel"),
     (["summary", "lenet5", "--input", "1x0x32"], "positive"),
     (["summary", "lenet5", "--input", "0"], "positive"),
@@ -77,15 +78,16 @@ CASES = [
       "--out", "OUT"], "finite"),
     (["eval", "RUN", "--tta", "multiscale:999999999"], "up to 4096"),
     (["eval", "RUN", "--tta", "multiscale:0"], "positive"),
-    (["report", "RUN", "--out", ""], "HTML"),
+    (["report", "RUN", "--out", ""], "--out is empty"),
     (["eval", "lenet5", "--weights", "GARBAGE", "--data", "fake:1x32x32:8:10"],
      "not a PyTorch weights file"),
 ]
 
 
 @pytest.mark.parametrize(("argv", "needle"), CASES, ids=[" ".join(a)[:60] for a, _ in CASES])
-def test_malformed_flags_give_one_line_and_exit_2(capsys, tmp_path, run_dir, garbage, argv,
-                                                  needle):
+def test_malformed_flags_give_one_line_and_exit_2(capsys, tmp_path, monkeypatch, run_dir,
+                                                  garbage, argv, needle):
+    monkeypatch.chdir(tmp_path)  # whatever a case would write by default lands here
     fill = {"RUN": str(run_dir), "GARBAGE": str(garbage), "OUT": str(tmp_path / "o")}
     code, err = _run(capsys, [fill.get(a, a) for a in argv])
     assert code == 2, err

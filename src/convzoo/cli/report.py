@@ -33,6 +33,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     if args.limit is not None and args.limit < 1:
         raise UserInputError(f"--limit must be at least 1, got {args.limit}")
+    if args.out is not None and not args.out.strip():
+        raise UserInputError("--out is empty: give the report a file name, e.g. --out run.html")
     if args.out is not None and not args.out.lower().endswith((".html", ".htm")):
         raise UserInputError(f"--out {args.out}: the report is HTML, name it FILE.html")
     device = str(resolve_device(args.device))
