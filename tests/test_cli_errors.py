@@ -71,10 +71,10 @@ def test_unwritable_run_directory(tmp_path: Path, capsys, run_dir: Path,
 
     real = os.open
 
-    def read_only(path, flags, *a):
+    def read_only(path, flags, *a, **kw):  # checkpoints are read with dir_fd=
         if flags & os.O_CREAT:
             raise PermissionError(errno.EROFS, "Read-only file system", str(path))
-        return real(path, flags, *a)
+        return real(path, flags, *a, **kw)
 
     before = sorted(p.name for p in run_dir.iterdir())
     monkeypatch.setattr(lock.os, "open", read_only)
