@@ -49,7 +49,7 @@ from common import environment, matmul_peak, write  # noqa: E402
 from convzoo import create_model  # noqa: E402
 from convzoo.data.catalog import ArraySplit, DataSet, load_dataset  # noqa: E402
 from convzoo.runtime.cpu_kernels import prepare_cpu_inference  # noqa: E402
-from convzoo.runtime.device import autocast, choose_threads, load_average, set_threads  # noqa: E402
+from convzoo.runtime.device import autocast, choose_threads, load_average  # noqa: E402
 from convzoo.train import fit, load_recipe  # noqa: E402
 from convzoo.train.config import TrainConfig, replace  # noqa: E402
 from convzoo.train.schedules import Schedule  # noqa: E402
@@ -337,7 +337,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-startup", action="store_true", help="skip the CLI start-up timings")
     a = p.parse_args(argv)
     choice = choose_threads()
-    set_threads(choice.threads)  # kept: every convzoo run and every peer then use this count
+    # kept: every convzoo run (which reads CONVZOO_THREADS) and every peer use this count
+    os.environ["CONVZOO_THREADS"] = str(choice.threads)
+    torch.set_num_threads(choice.threads)
     result: dict[str, Any] = {"benchmark": "cpu_speed", **environment(torch.device("cpu")),
                               "smoke": a.smoke, "threads": str(choice),
                               "load_average_start": load_average()}

@@ -13,7 +13,6 @@ import pytest
 import torch
 
 from convzoo.cli import main
-from convzoo.runtime import device as dv
 
 TRAIN = ["train", "lenet5_modern", "--data", "fake:1x28x28:32:2", "--epochs", "1",
          "--batch-size", "16", "--device", "cpu", "--quiet", "--set", "plots=false",
@@ -22,11 +21,9 @@ TRAIN = ["train", "lenet5_modern", "--data", "fake:1x28x28:32:2", "--epochs", "1
 
 @pytest.fixture(autouse=True)
 def _threads_as_they_were(monkeypatch):
-    """`--threads` keeps its count for the process: give the next test the usual one."""
+    """A run sets torch's thread count: give the next test the usual one."""
     before = torch.get_num_threads()
-    monkeypatch.setattr(dv, "_chosen_threads", None)
     yield
-    dv._chosen_threads = None
     torch.set_num_threads(before)
 
 
@@ -43,7 +40,6 @@ def _run(capsys, argv: list[str]) -> tuple[int, str]:
 def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("r") / "run"
     assert main([*TRAIN, "--out", str(out), "--threads", "1"]) == 0
-    dv._chosen_threads = None
     return out
 
 
@@ -151,7 +147,6 @@ def test_a_resume_at_another_thread_count_says_exactness_is_lost(capsys, caplog,
     assert "not match an uninterrupted run bit for bit" in caplog.text
     assert "resuming at 2 threads, not the run's 1" in caplog.text
     caplog.clear()
-    dv._chosen_threads = None
     with caplog.at_level(logging.WARNING, logger="convzoo.train"):  # without it: the run's own
         code, err = _run(capsys, ["train", "--resume", str(run), "--epochs", "3", "--quiet",
                                   "--no-report"])

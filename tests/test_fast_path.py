@@ -110,24 +110,17 @@ def test_threads_come_from_the_cores_free(cores: int, load: float, expected: int
                                           monkeypatch) -> None:
     monkeypatch.delenv("CONVZOO_THREADS", raising=False)
     monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
-    monkeypatch.setattr(dev, "_chosen_threads", None)
     choice = dev.choose_threads(cores, load)
     assert choice.threads == expected
     assert f"{cores} core" in choice.reason
 
 
 def test_a_thread_count_the_user_chose_is_kept(monkeypatch) -> None:
-    monkeypatch.setattr(dev, "_chosen_threads", None)
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert dev.choose_threads(2, 0.0).threads == 3
-    before = torch.get_num_threads()
-    try:
-        dev.set_threads(1)
-        assert dev.choose_threads(2, 0.0).threads == 1
-        assert dev.choose_threads(2, 0.0).reason == "as asked"
-    finally:
-        monkeypatch.setattr(dev, "_chosen_threads", None)
-        torch.set_num_threads(before)
+    # a run's own setting wins over the environment's, and is said to be asked for
+    assert dev.choose_threads(2, 0.0, asked=1).threads == 1
+    assert dev.choose_threads(2, 0.0, asked=1).reason == "as asked"
     monkeypatch.setenv("CONVZOO_THREADS", "two")
     with pytest.raises(Exception, match="CONVZOO_THREADS"):
         dev.choose_threads(2, 0.0)
@@ -147,7 +140,6 @@ def test_evaluation_runs_under_inference_mode() -> None:
 
 
 def test_fit_gives_back_the_callers_thread_count(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr(dev, "_chosen_threads", None)
     monkeypatch.setenv("CONVZOO_THREADS", "2")
     before = torch.get_num_threads()
     try:
@@ -172,7 +164,8 @@ def test_benchmark_smoke_writes_every_section(tmp_path: Path, monkeypatch) -> No
     mod = importlib.util.module_from_spec(spec)
     sys.modules["cpu_speed"] = mod
     spec.loader.exec_module(mod)
-    monkeypatch.setattr(dev, "_chosen_threads", None)  # the benchmark keeps its count
+    # the benchmark keeps its count in CONVZOO_THREADS: put the environment back afterwards
+    monkeypatch.delenv("CONVZOO_THREADS", raising=False)
     before = torch.get_num_threads()
     try:
         assert mod.main(["--smoke", "--no-startup", "--out", str(tmp_path / "r.json")]) == 0

@@ -48,8 +48,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="any config field, value in TOML syntax (milestones=[30,60])")
-    p.add_argument("--threads", type=int, metavar="N", help="CPU threads (default: the cores free, "
-                   "from the load average)")
+    p.add_argument("--threads", type=int, metavar="N", default=argparse.SUPPRESS,
+                   help="CPU threads (default: the cores free, from the load average)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--download", action="store_true",
                    help="fetch the data set's files first if they are missing (mnist, "
@@ -65,7 +65,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[st
     from ..train.config import TrainConfig, parse_override
     from ..train.defaults import resolve_config
 
-    flags = field_values(args, SWITCHES)
+    flags = field_values(args, (*SWITCHES, "threads"))
     overrides = dict(parse_override(s) for s in args.set)
     base = None
     if args.resume:
@@ -128,10 +128,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ..data.catalog import load_dataset
 
         load_dataset(cfg.data, cfg.data_dir, download=True, seed=cfg.seed)
-    if args.threads is not None:
-        from ..runtime.device import set_threads
-
-        set_threads(args.threads)  # kept: the run does not choose its own count then
     summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet),
                   extra_meta={"config_sources": sources})
     if not is_main():  # under torchrun, rank 0 reports for all

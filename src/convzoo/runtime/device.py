@@ -11,7 +11,7 @@ CPU threads (`cpu_threads`): as many as there are cores free, at least one. Free
 those this process may run on (`os.sched_getaffinity`) less the load average's share taken by
 other work. Intra-op threads that wait for a busy core stall every operator: on a 2-core
 machine with other work running, LeNet-5 trained at 24 images/s with torch's default two
-threads against 135 with one. A thread count the user chose (`set_threads`, `--threads`,
+threads against 135 with one. A thread count the user chose (a run's `threads`, `--threads`,
 OMP_NUM_THREADS or CONVZOO_THREADS) is kept.
 
 bf16 on the CPU (`amp = "auto"`, `cpu_auto_amp`): where the CPU multiplies bf16 matrices in
@@ -40,7 +40,6 @@ import torch
 from ..errors import UserInputError
 
 THREADS_ENV = ("CONVZOO_THREADS", "OMP_NUM_THREADS")
-_chosen_threads: int | None = None  # set by `set_threads`: the user's choice, kept
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -175,17 +174,15 @@ class ThreadChoice:
         return f"{self.threads} thread{'s' if self.threads != 1 else ''} ({self.reason})"
 
 
-def set_threads(n: int) -> None:
-    """Use `n` CPU threads, and keep them: `cpu_threads` then leaves the count alone."""
-    global _chosen_threads
+def check_threads(n: int) -> int:
+    """`n` if it is a thread count this machine can use; else a one-line UserInputError."""
     cores = max(os.cpu_count() or 1, usable_cores())
-    if n < 1 or n > cores:
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1 or n > cores:
         # far more threads than cores only slows every operator down; torch's pools crash
         # outright on counts in the millions
         raise UserInputError(f"--threads must be between 1 and this machine's {cores} "
                              f"cores, got {n}")
-    torch.set_num_threads(n)
-    _chosen_threads = n
+    return n
 
 
 def _env_threads() -> tuple[str, int] | None:
@@ -228,10 +225,12 @@ def free_cores(cores: int, load: float | None) -> int:
     return max(1, min(cores, cores - int(load + 0.5)))
 
 
-def choose_threads(cores: int | None = None, load: float | None = None) -> ThreadChoice:
-    """How many threads a CPU run should use, and why (see the module's docstring)."""
-    if _chosen_threads is not None:
-        return ThreadChoice(_chosen_threads, "as asked")
+def choose_threads(cores: int | None = None, load: float | None = None,
+                   asked: int | None = None) -> ThreadChoice:
+    """How many threads a CPU run should use, and why (see the module's docstring): `asked`
+    (a run's `threads` setting) when given, else the environment's, else the cores free."""
+    if asked is not None:
+        return ThreadChoice(check_threads(asked), "as asked")
     env = _env_threads()
     if env is not None:
         return ThreadChoice(env[1], f"{env[0]}={env[1]}")
@@ -246,9 +245,9 @@ def choose_threads(cores: int | None = None, load: float | None = None) -> Threa
     return ThreadChoice(n, f"{where}, load of other work {load:.1f}: {n} free")
 
 
-def cpu_threads() -> ThreadChoice:
+def cpu_threads(asked: int | None = None) -> ThreadChoice:
     """Choose the thread count (`choose_threads`) and set it; what a CPU run calls first."""
-    choice = choose_threads()
+    choice = choose_threads(asked=asked)
     if torch.get_num_threads() != choice.threads:
         torch.set_num_threads(choice.threads)
     return choice

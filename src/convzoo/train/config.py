@@ -87,6 +87,7 @@ class TrainConfig:
     augment: str | dict[str, Any] = "none"  # preset name or Augment fields
     tta_flip: bool = False  # evaluation averages the softmax of the image and its mirror
     workers: int = 0
+    threads: int | None = None  # CPU threads; None: the cores free (runtime.device)
     # progressive resizing (FFCV's ImageNet runs: 160 -> 192, evaluation at the input size):
     # the training input's side rises linearly from progressive_from in the first epoch to
     # progressive_to in the last, in steps of 32 pixels; 0: off
@@ -110,6 +111,10 @@ class TrainConfig:
 
     def validate(self) -> None:
         """Settings no run can use are bad input, named before anything starts."""
+        if self.threads is not None:
+            from ..runtime.device import check_threads
+
+            check_threads(self.threads)
         checks = [(self.epochs >= 1, "epochs must be at least 1"),
                   (self.batch_size >= 1, "batch_size must be at least 1"),
                   (self.lr > 0, "lr must be positive"),

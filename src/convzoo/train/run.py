@@ -70,7 +70,7 @@ EVAL_BATCH = 256  # evaluation needs no gradients: larger batches, fewer steps
 #: reports and how often it saves. Any other would train other than the run was trained, so
 #: resuming with it is refused.
 RESUMABLE = frozenset({
-    "epochs", "max_steps", "stop_after", "device", "workers", "data_dir", "compile",
+    "epochs", "max_steps", "stop_after", "device", "workers", "threads", "data_dir", "compile",
     "compile_mode", "out", "eval_every", "log_every", "plots", "tensorboard", "save_every",
     "save_minutes",
 })
@@ -300,7 +300,7 @@ class Run:
         # threads from the cores free (torchrun sets OMP_NUM_THREADS, which is kept)
         if self.device.type == "cpu":
             self.threads_before = torch.get_num_threads()
-        threads = cpu_threads() if self.device.type == "cpu" else None
+        threads = cpu_threads(self.cfg.threads) if self.device.type == "cpu" else None
         self._open_checkpoint()
         if threads is not None and self.ckpt is not None:
             threads = self._resume_threads(threads)
@@ -332,7 +332,7 @@ class Run:
         if (not isinstance(saved, int) or isinstance(saved, bool) or saved < 1
                 or saved == choice.threads):
             return choice
-        if dv._chosen_threads is not None or dv._env_threads() is not None:
+        if self.cfg.threads is not None or dv._env_threads() is not None:
             # the user's count is kept, and named as what makes this resume inexact
             why = (f"{choice.reason}; the run saved at {saved}, so its steps will not match an "
                    f"uninterrupted run bit for bit (resume without a thread count to keep them)")
