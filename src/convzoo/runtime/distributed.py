@@ -38,6 +38,31 @@ def launched() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def under_agent() -> bool:
+    """Whether torchrun's elastic agent started this process (also with one process)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def restart_count() -> int:
+    """How many times the agent has restarted the workers (0 on the first start)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
+
+
+def run_id() -> str | None:
+    """The agent's rendezvous id (`--rdzv-id`; torchrun --standalone draws one): the same for
+    every node and every restart of one job."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") or None
+
+
+def barrier() -> None:
+    """Every process waits here for the others (nothing without a process group)."""
+    if active():
+        dist.barrier()
+
+
 def active() -> bool:
     """Whether a process group of more than one process is up."""
     return (dist is not None and dist.is_available() and dist.is_initialized()
