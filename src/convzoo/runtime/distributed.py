@@ -12,11 +12,12 @@ import gc
 import os
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from torch import nn
 
-from ..errors import UserInputError
+from ..errors import ConvzooError, UserInputError
 
 try:
     import torch.distributed as dist
@@ -98,8 +99,37 @@ def init_from_env(device: torch.device) -> Dist | None:
         torch.cuda.set_device(device)
     owned = not dist.is_initialized()
     if owned:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        timeout = join_timeout()
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    **({"timeout": timeout} if timeout is not None else {}))
+        except (RuntimeError, TimeoutError) as e:  # DistError, DistStoreError among them
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ConvzooError(
+                f"rank {os.environ.get('RANK', '?')} of {os.environ.get('WORLD_SIZE', '?')}: "
+                f"the other processes did not join at {os.environ.get('MASTER_ADDR', '?')}:"
+                f"{os.environ.get('MASTER_PORT', '?')}"
+                + (f" within {timeout.total_seconds():g} s" if timeout is not None else "")
+                + f" ({first}); check that every node started and can reach that address "
+                "(CONVZOO_DIST_TIMEOUT sets the wait in seconds)") from None
     return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, owned)
+
+
+def join_timeout() -> timedelta | None:
+    """How long a process waits for the others to join, and a collective for the rest:
+    CONVZOO_DIST_TIMEOUT seconds, else torch's default (30 minutes for gloo, 10 for NCCL).
+    torchrun's own wait for nodes is its `--rdzv-conf join_timeout=S` (600 s)."""
+    raw = os.environ.get("CONVZOO_DIST_TIMEOUT")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise UserInputError(f"CONVZOO_DIST_TIMEOUT={raw!r} is not a number of seconds") \
+            from None
+    if seconds <= 0:
+        raise UserInputError(f"CONVZOO_DIST_TIMEOUT={raw!r} must be more than 0 seconds")
+    return timedelta(seconds=seconds)
 
 
 def cleanup(ctx: Dist | None) -> None:

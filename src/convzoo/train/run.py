@@ -362,7 +362,8 @@ class Run:
             dd.barrier()  # every process has read the checkpoint before rank 0 writes again
         else:
             self.out = Path(cfg.out) if cfg.out else default_out(cfg)
-            self._take_lock()
+            if self.lock is None:
+                self._take_lock()
             if ck.holds_run(self.out):  # also what a kill mid-swap leaves: last.prev, .last.old
                 raise UserInputError(f"{self.out} already holds a run: continue it with "
                                      f"--resume {self.out}, or choose another --out")
