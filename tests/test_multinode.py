@@ -32,15 +32,14 @@ TRAIN = ["train", "lenet5_modern", "--data", "fake:1x28x28:128:4", "--epochs", "
          "--batch-size", "16", "--device", "cpu", "--save-every", "1", "--save-minutes", "0",
          "--no-report", "--set", "plots=false", "--set", "tensorboard=false"]
 # The training command, which pauses once at step PAUSE_AT (in the process that PAUSE_RANK,
-# when set, names, and only at world size 2 on the first start) until the test has killed it.
+# when set, names, and only at world size 2) until the test has killed it.
 HOOK = """
 import os, sys, time, pathlib
 from convzoo.train import run
 
 at, marker = int(os.environ.get("PAUSE_AT", "0")), os.environ.get("MARKER", "")
 here = os.environ.get("PAUSE_RANK", os.environ.get("RANK")) == os.environ.get("RANK")
-if at and here and os.environ.get("WORLD_SIZE") == "2" \\
-        and os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0":
+if at and here and os.environ.get("WORLD_SIZE") == "2":
     decide = run.Run._decide
     def paused(self, i):
         if self.state.step == at and not os.path.exists(marker):
@@ -255,15 +254,15 @@ def test_killed_worker_restarts_and_ends_equal(reference: Path, tmp_path: Path) 
         os.kill(worker, signal.SIGKILL)  # kill -9 of rank 1
         assert a.wait(p) == 0, a.output("agent")[-3000:]
         log = a.output("agent")
-    assert "Restarting" in log or "restart" in log.lower(), log[-3000:]
-    assert "torchrun restart 1" in log  # the workers said how they resumed
+    assert "failed (exitcode: -9) local_rank: 1" in log, log[-3000:]  # torchrun saw it
+    assert "(step 5) (torchrun restart 1)" in log  # and the restarted workers resumed there
     assert_same(reference, out)
 
 
 def test_lost_node_continues_at_world_size_one(tmp_path: Path) -> None:
     endpoint, out, marker = f"127.0.0.1:{free_port()}", tmp_path / "run", tmp_path / "marker"
     # fast membership decisions for a test; a cluster keeps torchrun's defaults
-    conf = "join_timeout=60,last_call_timeout=1,keep_alive_interval=1,keep_alive_max_attempt=2"
+    conf = "join_timeout=60,last_call_timeout=3,keep_alive_interval=1,keep_alive_max_attempt=2"
     with agents(tmp_path) as a:
         nodes = []
         for i in (1, 0):  # node 1 first: waiting for node 0's store, it makes the first round 2

@@ -344,8 +344,8 @@ class Run:
 
     def _open_checkpoint(self) -> None:
         cfg = self.cfg
-        if self.resume is None and cfg.out and dd.under_agent():
-            self._find_own_run(Path(cfg.out))
+        if self.resume is None and dd.under_agent():
+            self._find_own_run(Path(cfg.out) if cfg.out else default_out(cfg))
         if self.resume is not None:
             # the lock first: another process may be writing the checkpoint about to be read
             self.out = ck.resolve(self.resume, prefer="last").parent
