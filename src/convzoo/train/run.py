@@ -21,6 +21,11 @@ ends with the same weights as one never stopped.
 Resuming keeps the run's settings: a differing one outside `RESUMABLE` (batch size, data,
 learning rate, ...) is refused with the fields named, and a run already finished is left as
 it is (`fit` returns its summary with `already_finished`).
+
+Under torchrun's agent no --resume is needed: a run directory that already holds a checkpoint
+is this job's run (restarted workers, or the job started again) and every process resumes it
+from `last`, or refuses in one line if its settings differ (`_find_own_run`). A run resumed
+at another number of processes follows the rule in `elastic`.
 """
 
 from __future__ import annotations
