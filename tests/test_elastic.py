@@ -76,3 +76,28 @@ def test_the_learning_rate_is_the_recipes_at_the_same_point(schedule: str) -> No
         ref_opt.step()
         ref.after_step()
     assert lrs[-1] == pytest.approx(ref.lr, rel=1e-6, abs=1e-12)
+
+
+def test_a_lock_from_an_earlier_restart_of_the_job_is_taken_over(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from convzoo.errors import UserInputError
+    from convzoo.runs.lock import RunLock
+
+    # rank 0 killed on another node, its lock left behind
+    (tmp_path / ".lock").write_text(json.dumps({
+        "pid": 1, "host": "node-that-is-gone", "start": "1", "since": "then",
+        "elastic": {"run_id": "job7", "restart": 0}}))
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job7")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "0")
+    with pytest.raises(UserInputError, match="in use by another run"):
+        RunLock(tmp_path).acquire()  # the same start of the job: not ours to take
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job8")
+    monkeypatch.setenv("TORCHELASTIC_RESTART_COUNT", "1")
+    with pytest.raises(UserInputError, match="in use by another run"):
+        RunLock(tmp_path).acquire()  # another job's
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "job7")
+    lock = RunLock(tmp_path).acquire()  # the job's next restart
+    assert lock.took_over["host"] == "node-that-is-gone"
+    assert json.loads((tmp_path / ".lock").read_text())["elastic"] == {
+        "run_id": "job7", "restart": 1}
+    lock.release()
