@@ -72,6 +72,21 @@ def torchrun_line(*launch: str) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", *launch]
 
 
+def _descendants(pid: int) -> list[int]:
+    """The processes below `pid` (Linux /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for kid in children.get(todo.pop(), []):
+            found.append(kid)
+            todo.append(kid)
+    return found
+
+
 class Agents:
     """torchrun agents started in their own sessions; all groups killed on exit."""
 
@@ -96,8 +111,10 @@ class Agents:
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(p.pid, signal.SIGKILL)
+                # torchrun starts each worker in a session of its own: those groups too
+                for pid in [p.pid, *_descendants(p.pid)]:
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(pid, signal.SIGKILL)
                 p.wait()
         for log in self.logs:
             log.close()

@@ -102,7 +102,8 @@ def init_from_env(device: torch.device) -> Dist | None:
         timeout = join_timeout()
         try:
             dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
-                                    **({"timeout": timeout} if timeout is not None else {}))
+                                    **({"timeout": timeout} if timeout is not None else {}),
+                                    **_attempt_store(timeout))
         except (RuntimeError, TimeoutError) as e:  # DistError, DistStoreError among them
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
             raise ConvzooError(
@@ -113,6 +114,20 @@ def init_from_env(device: torch.device) -> Dist | None:
                 + f" ({first}); check that every node started and can reach that address "
                 "(CONVZOO_DIST_TIMEOUT sets the wait in seconds)") from None
     return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, owned)
+
+
+def _attempt_store(timeout: timedelta | None) -> dict:
+    """Under torchrun's agent, every restart's processes meet in the agent's store under a
+    prefix of their own. The agent keeps one store for all restarts, and torch's default keys
+    are the same in each: a restarted process could read the address a process of the
+    previous start had published, and fail to connect to it ("Connection refused", seen
+    here on most restarts under load)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or restart_count() == 0:
+        return {}
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                          is_master=False, timeout=timeout or timedelta(minutes=5))
+    return {"store": dist.PrefixStore(f"convzoo/restart_{restart_count()}", store),
+            "rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"])}
 
 
 def join_timeout() -> timedelta | None:
