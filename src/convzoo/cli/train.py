@@ -146,6 +146,13 @@ def cmd_train(args: argparse.Namespace) -> int:
              f"`convzoo train --resume {summary['run_dir']}`")
     emit(f"run files: {summary['run_dir']} (summary.json, metrics.csv, last/, best/)")
     if args.report and summary.get("status") in ("completed", "stopped"):
-        write_report(summary, "cuda" if str(summary.get("device", "")).startswith("cuda")
-                     else "cpu")
+        from ..runtime.signals import StopOnSignal, signal_name
+
+        with StopOnSignal() as stop:  # a preemption now: the report is finished first
+            write_report(summary, "cuda" if str(summary.get("device", "")).startswith("cuda")
+                         else "cpu")
+        if stop.signum is not None:
+            emit(f"{signal_name(stop.signum)} received while writing the report: report "
+                 f"finished, the run had {summary['status']}")
+            return 128 + stop.signum
     return 0

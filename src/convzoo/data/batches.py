@@ -221,7 +221,10 @@ def bad_limit(n: int, max_bad_images: float | int) -> int:
     return max(1, int(max_bad_images))
 
 
-def ignore_sigint(_worker_id: int = 0) -> None:
-    """A DataLoader `worker_init_fn`: a terminal's Ctrl-C reaches the whole process group;
-    workers leave it to the main process, which finishes its step, saves and stops them."""
+def ignore_stop_signals(_worker_id: int = 0) -> None:
+    """A DataLoader `worker_init_fn`: a terminal's Ctrl-C, and a scheduler's SIGTERM on
+    preemption, reach the whole process group; workers leave both to the main process, which
+    finishes its step, saves and then stops them (a worker whose main process is gone exits by
+    itself: DataLoader's watchdog)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..errors import ConvzooError, UserInputError
 from .augment import Augment, sample_box, sample_shift_flip
-from .batches import Batches, Pipeline, bad_limit, ignore_sigint
+from .batches import Batches, Pipeline, bad_limit, ignore_stop_signals
 from .dataset import FolderSplit
 from .decode import Box, fast_jpeg, place, raw_sized
 from .folders import SMALL_SIDE
@@ -186,7 +186,7 @@ class FolderBatches(Batches):
                                  sampler=order[start_batch * batch_size:].tolist(),
                                  num_workers=workers, collate_fn=collate, drop_last=drop_last,
                                  pin_memory=device.type == "cuda",
-                                 worker_init_fn=ignore_sigint if workers else None,
+                                 worker_init_fn=ignore_stop_signals if workers else None,
                                  # its own generator: the workers' seeds are not drawn from
                                  # the global RNG, which dropout's masks come from
                                  generator=generator("loader", seed, epoch))

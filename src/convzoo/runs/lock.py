@@ -6,10 +6,12 @@ It is created with O_CREAT | O_EXCL, which the file system grants to one process
 the run writes anything. A second process is refused at once with a message naming the
 holder. A lock whose owner is gone (same host, and no such process, or a zombie, or another
 process that reused the pid) is stale and taken over; a lock from another host cannot be
-checked from here and is never taken over. A lock on this host that names another directory
-was copied with the run (`cp -r` while it trained) and is stale here too. The lock is
-released (the file removed, if it is still ours) by `release`, the context manager's exit or,
-failing both, at interpreter exit.
+checked from here and is never taken over, except under torchrun: a lock taken by a worker
+of an earlier restart of the same job (its rendezvous id) is stale wherever it was, since the
+agents stop every worker before they start the next ones (rank 0 may move to another node).
+A lock on this host that names another directory was copied with the run (`cp -r` while it
+trained) and is stale here too. The lock is released (the file removed, if it is still ours)
+by `release`, the context manager's exit or, failing both, at interpreter exit.
 A process killed with SIGKILL leaves its lock behind; the next run finds it stale.
 """
 
@@ -43,6 +45,18 @@ def _start_time(pid: int) -> str | None:
         return stat.rsplit(")", 1)[1].split()[19]
     except (OSError, IndexError):
         return None
+
+
+def _elastic() -> dict[str, Any] | None:
+    """Under torchrun's agent: the job's rendezvous id and the workers' restart count."""
+    run_id = os.environ.get("TORCHELASTIC_RUN_ID")
+    if not run_id:
+        return None
+    try:
+        restart = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError:
+        restart = 0
+    return {"run_id": run_id, "restart": restart}
 
 
 def _describe(holder: dict[str, Any]) -> str:
@@ -115,6 +129,8 @@ class RunLock:
                       "start": _start_time(os.getpid()),
                       "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                       "dir": os.path.realpath(self.dir), "dir_id": self._dir_id()}
+        if _elastic() is not None:
+            self._mine["elastic"] = _elastic()
         try:
             fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
         except FileExistsError:
@@ -174,6 +190,11 @@ class RunLock:
     def _stale(self, holder: dict[str, Any]) -> bool:
         if holder.get("empty"):
             return holder.get("age", 0) > EMPTY_GRACE_S
+        mine, theirs = _elastic(), holder.get("elastic")
+        if mine is not None and isinstance(theirs, dict) and \
+                theirs.get("run_id") == mine["run_id"] and \
+                isinstance(theirs.get("restart"), int) and theirs["restart"] < mine["restart"]:
+            return True  # a worker of an earlier restart of this job: torchrun stopped it
         if holder.get("host") != socket.gethostname():
             return False  # another machine's process: cannot be checked from here
         pid = holder.get("pid")

@@ -12,11 +12,12 @@ import gc
 import os
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 import torch
 from torch import nn
 
-from ..errors import UserInputError
+from ..errors import ConvzooError, UserInputError
 
 try:
     import torch.distributed as dist
@@ -36,6 +37,31 @@ class Dist:
 def launched() -> bool:
     """Whether this process is one of several started by torchrun."""
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def under_agent() -> bool:
+    """Whether torchrun's elastic agent started this process (also with one process)."""
+    return "TORCHELASTIC_RUN_ID" in os.environ
+
+
+def restart_count() -> int:
+    """How many times the agent has restarted the workers (0 on the first start)."""
+    try:
+        return int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    except ValueError:
+        return 0
+
+
+def run_id() -> str | None:
+    """The agent's rendezvous id (`--rdzv-id`; torchrun --standalone draws one): the same for
+    every node and every restart of one job."""
+    return os.environ.get("TORCHELASTIC_RUN_ID") or None
+
+
+def barrier() -> None:
+    """Every process waits here for the others (nothing without a process group)."""
+    if active():
+        dist.barrier()
 
 
 def active() -> bool:
@@ -73,8 +99,52 @@ def init_from_env(device: torch.device) -> Dist | None:
         torch.cuda.set_device(device)
     owned = not dist.is_initialized()
     if owned:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        timeout = join_timeout()
+        try:
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo",
+                                    **({"timeout": timeout} if timeout is not None else {}),
+                                    **_attempt_store(timeout))
+        except (RuntimeError, TimeoutError) as e:  # DistError, DistStoreError among them
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise ConvzooError(
+                f"rank {os.environ.get('RANK', '?')} of {os.environ.get('WORLD_SIZE', '?')}: "
+                f"the other processes did not join at {os.environ.get('MASTER_ADDR', '?')}:"
+                f"{os.environ.get('MASTER_PORT', '?')}"
+                + (f" within {timeout.total_seconds():g} s" if timeout is not None else "")
+                + f" ({first}); check that every node started and can reach that address "
+                "(CONVZOO_DIST_TIMEOUT sets the wait in seconds)") from None
     return Dist(dist.get_rank(), local_rank, dist.get_world_size(), device, owned)
+
+
+def _attempt_store(timeout: timedelta | None) -> dict:
+    """Under torchrun's agent, every restart's processes meet in the agent's store under a
+    prefix of their own. The agent keeps one store for all restarts, and torch's default keys
+    are the same in each: a restarted process could read the address a process of the
+    previous start had published, and fail to connect to it ("Connection refused", seen
+    here on most restarts under load)."""
+    if os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True" or restart_count() == 0:
+        return {}
+    store = dist.TCPStore(os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]),
+                          is_master=False, timeout=timeout or timedelta(minutes=5))
+    return {"store": dist.PrefixStore(f"convzoo/restart_{restart_count()}", store),
+            "rank": int(os.environ["RANK"]), "world_size": int(os.environ["WORLD_SIZE"])}
+
+
+def join_timeout() -> timedelta | None:
+    """How long a process waits for the others to join, and a collective for the rest:
+    CONVZOO_DIST_TIMEOUT seconds, else torch's default (30 minutes for gloo, 10 for NCCL).
+    torchrun's own wait for nodes is its `--rdzv-conf join_timeout=S` (600 s)."""
+    raw = os.environ.get("CONVZOO_DIST_TIMEOUT")
+    if not raw:
+        return None
+    try:
+        seconds = float(raw)
+    except ValueError:
+        raise UserInputError(f"CONVZOO_DIST_TIMEOUT={raw!r} is not a number of seconds") \
+            from None
+    if seconds <= 0:
+        raise UserInputError(f"CONVZOO_DIST_TIMEOUT={raw!r} must be more than 0 seconds")
+    return timedelta(seconds=seconds)
 
 
 def cleanup(ctx: Dist | None) -> None:

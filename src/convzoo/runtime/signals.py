@@ -6,12 +6,16 @@ looks at it after every step, writes `last` and ends the run with `TrainingInter
 which the command line turns into exit code 128 + the signal's number (130 for Ctrl-C, 143
 for SIGTERM), the shell's convention for a process a signal ended.
 
-A second signal while the loop is still finishing means "now": the process exits at once
+A second signal while the loop is still finishing means "now" (under torchrun's agent, only
+one of another kind: a cluster's SIGTERM may reach a worker both directly and through the
+agent, which itself sends SIGKILL if the save takes too long): the process exits at once
 (os._exit, code 128 + signal). Whatever was being written then is safe: a checkpoint goes to
 a temporary directory and is renamed into place (see `checkpoint`), so the previous `last`
 stays valid and the next run removes the partial copy and takes over the lock. Loader
-workers ignore SIGINT (`data.loader.ignore_sigint`): a terminal's Ctrl-C reaches the whole
-process group, and the main process stops them when it is done.
+workers ignore both signals (`data.batches.ignore_stop_signals`): a terminal's Ctrl-C, and a
+cluster's SIGTERM on preemption, reach the whole process group; workers that died of it would
+take the batch being read with them, and the run would end without its save. The main process
+stops them when it is done.
 
 Handlers are installed only in the main thread (Python's rule) and put back on exit, so a
 library caller's own handlers return after `fit`.
@@ -64,6 +68,10 @@ class StopOnSignal:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         if self.signum is not None:
+            if signum == self.signum and "TORCHELASTIC_RUN_ID" in os.environ:
+                # under torchrun a cluster's SIGTERM can come twice: from the job's own kill
+                # and forwarded by the agent, which sends SIGKILL itself if the save is slow
+                return
             _say(f"convzoo: second {signal_name(signum)}: exiting now (the last checkpoint on "
                  "disk stays valid)\n")
             from ..runs.lock import _release_all

@@ -21,6 +21,11 @@ ends with the same weights as one never stopped.
 Resuming keeps the run's settings: a differing one outside `RESUMABLE` (batch size, data,
 learning rate, ...) is refused with the fields named, and a run already finished is left as
 it is (`fit` returns its summary with `already_finished`).
+
+Under torchrun's agent no --resume is needed: a run directory that already holds a checkpoint
+is this job's run (restarted workers, or the job started again) and every process resumes it
+from `last`, or refuses in one line if its settings differ (`_find_own_run`). A run resumed
+at another number of processes follows the rule in `elastic`.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ from ..runtime.device import (
 from ..runtime.progress import Progress
 from ..runtime.signals import StopOnSignal, TrainingInterrupted, signal_name
 from ..sizes import Size, fill_channels
+from . import elastic
 from .callbacks import StepEvent, call
 from .config import TrainConfig
 from .epoch import EpochTally, RunState, TrainingDiverged, check_finite, train_one_epoch, warm_up
@@ -142,6 +148,11 @@ def loader(split: Any, ds: Any, cfg: TrainConfig, *, train: bool, device: torch.
 def default_out(cfg: TrainConfig, claim: bool = False) -> Path:
     """runs/MODEL-DATA-TIME; `claim`: created now, numbered if taken (two runs a second)."""
     data = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.data.split("/")[-1] or cfg.data).strip("_")
+    # under torchrun: the job's id, the same on every node and after every restart, so a
+    # restarted job finds its own run (never numbered: that would lose it)
+    job = re.sub(r"[^A-Za-z0-9._-]+", "_", dd.run_id() or "")
+    if job:
+        return Path("runs") / f"{cfg.model}-{data}-{job}"
     base = Path("runs") / f"{cfg.model}-{data}-{time.strftime('%Y%m%d-%H%M%S')}"
     return unique_dir(base) if claim else base
 
@@ -291,6 +302,10 @@ class Run:
         self.net: nn.Module | None = None  # what trains: the model, DDP-wrapped or compiled
         self.eval_net: nn.Module | None = None  # what evaluates: the EMA or the model
         self.meta_base: dict[str, Any] = {}  # what every checkpoint says of the run
+        #: why a run resumed without --resume (a torchrun restart, the same run found in --out)
+        self.auto_resume: str | None = None
+        #: the process counts the run has run at (see `elastic`)
+        self.world_sizes: list[dict[str, Any]] = []
 
     # -- setup
 
@@ -346,10 +361,14 @@ class Run:
 
     def _open_checkpoint(self) -> None:
         cfg = self.cfg
+        if self.resume is None and dd.under_agent():
+            self._find_own_run(Path(cfg.out) if cfg.out else default_out(cfg))
         if self.resume is not None:
             # the lock first: another process may be writing the checkpoint about to be read
             self.out = ck.resolve(self.resume, prefer="last").parent
-            self._take_lock()
+            if self.lock is None:
+                self._take_lock()
+            dd.barrier()  # rank 0 has cleaned up what a killed save left; all read the rest
             self.ckpt = ck.load_checkpoint(self.resume, prefer="last")
             self.out = self.ckpt.path.parent
             if self.ckpt.meta.get("model") != cfg.model:
@@ -357,9 +376,11 @@ class Run:
                                      f"not {cfg.model}")
             self._check_resume_config()
             self.cfg = cfg = dataclasses.replace(cfg, out=str(self.out))  # where it now runs
+            dd.barrier()  # every process has read the checkpoint before rank 0 writes again
         else:
             self.out = Path(cfg.out) if cfg.out else default_out(cfg, claim=self.main)
-            self._take_lock()
+            if self.lock is None:
+                self._take_lock()
             if ck.holds_run(self.out):  # also what a kill mid-swap leaves: last.prev, .last.old
                 raise UserInputError(f"{self.out} already holds a run: continue it with "
                                      f"--resume {self.out}, or choose another --out")
@@ -367,6 +388,20 @@ class Run:
             raise UserInputError("no model given (e.g. convzoo train lenet5 --data fashion-mnist)")
         if not cfg.data and self.data is None:
             raise UserInputError("no data set given (--data NAME, e.g. fashion-mnist)")
+
+    def _find_own_run(self, out: Path) -> None:
+        """Under torchrun's agent, a run directory that already holds a checkpoint is this
+        job's own run (restarted workers, or the job started again): it resumes from `last`
+        without --resume, if its settings are the same (`_check_resume_config` refuses
+        others). Rank 0 looks after taking the lock; the others wait and see what it left."""
+        self.out = out
+        self._take_lock()
+        dd.barrier()
+        if ck.holds_run(out):
+            self.resume = out
+            n = dd.restart_count()
+            self.auto_resume = (f"torchrun restart {n}" if n else
+                                "its checkpoint found in --out, same settings")
 
     def _take_lock(self) -> None:
         """One writer per run directory (rank 0 writes for all under DDP); a save a kill
@@ -395,6 +430,11 @@ class Run:
         differ = sorted(k for k in mine if k not in skip and k in saved and mine[k] != saved[k])
         if differ:
             shown = ", ".join(f"{k} {mine[k]!r} (the run's: {saved[k]!r})" for k in differ)
+            if self.auto_resume is not None:
+                raise UserInputError(
+                    f"{self.out} holds a run with other settings: {shown}; under torchrun a "
+                    "job resumes the run in its --out: start it with that run's settings, "
+                    "or give another --out")
             raise UserInputError(
                 f"{self.out} was trained with other settings: {shown}; a resumed run keeps "
                 f"its settings except {', '.join(sorted(RESUMABLE - {'out'}))} (to change "
@@ -503,28 +543,49 @@ class Run:
             return
         self.model.load_state_dict(ckpt.model_state)
         ts = ckpt.training_state()
-        self.optimizer.load_state_dict(ts["optimizer"])
-        self.schedule.load_state_dict(ts["schedule"])  # after: a re-planned cosine needs the rates
-        if self.schedule.note:
-            self.progress.line(self.schedule.note)
+        m = ckpt.meta
+        extra = ckpt.extra_state() or {}
+        pos = extra.get("loader")
+        batch = (int(pos["batch"]) if isinstance(pos, dict) and pos.get("epoch") == m["epoch"]
+                 and pos.get("batch") else 0)
+        world = self.ddp.world_size if self.ddp is not None else 1
+        old_world = elastic.saved_world_size(m, extra)
+        self.world_sizes = elastic.world_history(m)
+        change = None
+        if old_world != world:  # torchrun --nnodes MIN:MAX: a node lost or joined
+            old_batch = batch
+            batch, rounded = elastic.convert_position(batch, old_world, world)
+            elastic.restore_at_new_world(self.schedule, self.optimizer, ts,
+                                         m["epoch"] * self.steps_per_epoch + batch)
+            self.world_sizes.append({"world_size": world, "from_step": m["step"],
+                                     "epoch": m["epoch"]})
+            bs = self.cfg.batch_size
+            change = (f"world size {old_world} -> {world} at step {m['step']}: the batch per "
+                      f"process stays {bs} (a step takes {bs * world} images, was "
+                      f"{bs * old_world}); the learning rate follows the recipe's schedule at "
+                      f"epoch {m['epoch'] + batch / self.steps_per_epoch:.2f} "
+                      f"({self.schedule.lr:.3g}); epoch {m['epoch'] + 1} goes on at batch "
+                      f"{batch} of {self.steps_per_epoch} (was {old_batch})"
+                      + (", rounded down: part of one batch is seen again" if rounded else ""))
+        else:
+            self.optimizer.load_state_dict(ts["optimizer"])
+            # after: a re-planned cosine needs the rates
+            self.schedule.load_state_dict(ts["schedule"])
+            if self.schedule.note:
+                self.progress.line(self.schedule.note)
         if self.ema is not None:
             self.ema.load_state_dict(ckpt.tensors("ema"))
-        m = ckpt.meta
         self.state = RunState(epoch=m["epoch"], step=m["step"],
                               best_top1=m.get("best_top1", -1.0),
                               best_epoch=m.get("best_epoch"), history=list(m.get("history", [])))
-        extra = ckpt.extra_state() or {}
         rngs = extra.get("rank_rng")
-        world = self.ddp.world_size if self.ddp is not None else 1
         if isinstance(rngs, list) and len(rngs) == world and world > 1:
             ck.set_rng_state(rngs[self.ddp.rank])  # type: ignore[union-attr]
             self.rng_per_rank = True
         else:
             ck.set_rng_state(ts["rng"])
-        pos = extra.get("loader")
         where = f"epoch {self.state.epoch}, step {self.state.step}"
-        if isinstance(pos, dict) and pos.get("epoch") == self.state.epoch and pos.get("batch"):
-            batch = int(pos["batch"])
+        if batch:
             if not 0 < batch < self.steps_per_epoch:
                 raise UserInputError(f"{ckpt.path}: its loader position (batch {batch}) does "
                                      f"not fit an epoch of {self.steps_per_epoch} batches")
@@ -534,12 +595,24 @@ class Run:
             where = (f"epoch {self.state.epoch + 1}, batch {batch} of {self.steps_per_epoch} "
                      f"(step {self.state.step})")
         self.saved = (self.state.epoch, self.state.step)
-        self.progress.line(f"resuming {self.out} at {where}")
+        how = f" ({self.auto_resume})" if self.auto_resume else ""
+        self.progress.line(f"resuming {self.out} at {where}{how}")
+        if change is not None:
+            self.progress.line(change)
 
     def finished(self) -> bool:
-        """Whether a resumed run has nothing left to do (its epochs or steps are done)."""
-        return self.ckpt is not None and self.resume_at is None and (
+        """Whether a resumed run has nothing left to do: its epochs or steps are done and its
+        summary says it completed (a signal in the last evaluation leaves the test score and
+        the summary to do)."""
+        done = self.ckpt is not None and self.resume_at is None and (
             self.state.epoch >= self.cfg.epochs or self._out_of_steps())
+        if not done:
+            return False
+        try:
+            old = json.loads((self.out / "summary.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return False
+        return isinstance(old, dict) and old.get("status") == "completed"
 
     # -- start
 
@@ -562,6 +635,9 @@ class Run:
             self.eval_net = torch.compile(model, mode=cfg.compile_mode) if cfg.compile else model
         if not self.rng_per_rank:
             dd.decorrelate_rng(ddp)
+        if not self.world_sizes:
+            self.world_sizes = [{"world_size": ddp.world_size if ddp is not None else 1,
+                                 "from_step": 0, "epoch": 0}]
         self.meta_base = self._meta_base()
         self.last_save_t = time.monotonic()
 
@@ -577,6 +653,8 @@ class Run:
             "cpu_threads": torch.get_num_threads() if self.device.type == "cpu" else None,
             "device_type": self.device.type, "amp": amp_name(self.amp),
             "selection": self.validation.meta(),
+            "world_size": self.ddp.world_size if self.ddp is not None else 1,
+            "world_sizes": self.world_sizes,
         }
         if self.plans is not None:
             meta["finetune"] = {"mode": cfg.finetune, "groups": [
@@ -856,6 +934,7 @@ class Run:
         }
         if self.ddp is not None:
             out["processes"] = self.ddp.world_size
+        out["world_sizes"] = self.world_sizes  # every process count it ran at (`elastic`)
         if self.status == "interrupted":
             out["signal"] = signal_name(self.stop.signum or 2)
             out["step"] = s.step
