@@ -291,3 +291,19 @@ def test_callbacks_hear_every_step_and_epoch_and_the_summary_holds_the_history(t
     # each step's loss is the one steps.csv records
     rows = (tmp_path / "run" / "steps.csv").read_text().splitlines()[1:]
     assert [float(r.split(",")[2]) for r in rows] == [s[4] for s in heard.steps]
+
+
+def test_fit_rebuilds_a_resumed_runs_config_from_its_checkpoint(tmp_path):
+    cfg = TrainConfig(model="lenet5_modern", data=DATA, epochs=1, batch_size=32, device="cpu",
+                      out=str(tmp_path / "run"), plots=False, tensorboard=False, lr=0.02,
+                      val_split=0.0)
+    first = fit(cfg)
+    assert first["epochs"] == 1
+    more = fit(resume=tmp_path / "run", changes={"epochs": 2})
+    assert more["epochs"] == 2 and more["steps"] == 2 * first["steps"]
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["lr"] == 0.02 and saved["epochs"] == 2  # its own settings, the change applied
+    with pytest.raises(UserInputError, match="trained with other settings"):
+        fit(resume=tmp_path / "run", changes={"lr": 0.5, "epochs": 3})
+    with pytest.raises(UserInputError, match="resume=RUN_DIR"):
+        fit()

@@ -46,7 +46,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def cmd_finetune(args: argparse.Namespace) -> int:
     from ..data.augment import adaptation
     from ..data.catalog import load_dataset
-    from ..runs.checkpoint import load_checkpoint
     from ..runs.source import load_source
     from ..runtime.progress import Progress
     from ..train import freeze
@@ -57,13 +56,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     flags = field_values(args)
     progress = Progress(enabled=not args.quiet)
     if args.resume:
-        cfg = TrainConfig.from_dict(load_checkpoint(args.resume, prefer="last").meta["config"])
-        if not cfg.finetune:
-            raise UserInputError(f"{args.resume} is not a fine-tuning run; use convzoo train "
-                                 "--resume")
-        flags.pop("out", None)
-        cfg = replace(cfg, {"stop_after": None, **flags}, "flags")
-        summary = fit(cfg, resume=args.resume, progress=progress)
+        from ..train.resume import resumed_config
+
+        # refused here, before anything is locked or loaded, if the run is not a fine-tuning one
+        resumed_config(args.resume, flags, finetune=True)
+        summary = fit(resume=args.resume, changes=flags, progress=progress)
         return _report(summary, args.report)
     if not args.source:
         raise UserInputError("what to fine-tune? give a run directory, a checkpoint, or a "

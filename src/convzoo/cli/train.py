@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any
 
 from ..errors import UserInputError
@@ -57,47 +56,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_train)
 
 
-def config_from_args(args: argparse.Namespace) -> tuple[Any, str | None, dict[str, str], str]:
-    """(TrainConfig, run directory to resume or None, where each value came from, a note
-    naming the settings taken): defaults < model defaults or recipe (or the resumed run's
-    config) < flags < --set."""
-    from ..runs.checkpoint import load_checkpoint
-    from ..train.config import TrainConfig, parse_override
+def config_from_args(args: argparse.Namespace) -> tuple[Any, dict[str, Any], dict[str, str], str]:
+    """(TrainConfig or None for a resumed run, the settings the flags change, where each value
+    came from, a note naming the settings taken): defaults < model defaults or recipe < flags
+    < --set. A resumed run's config is rebuilt by `fit` from its checkpoint (`train.resume`),
+    the flags and --set pairs applied there."""
+    from ..train.config import parse_override
     from ..train.defaults import resolve_config
 
     flags = field_values(args, (*SWITCHES, "threads"))
     overrides = dict(parse_override(s) for s in args.set)
-    base = None
     if args.resume:
         if args.recipe:
             raise UserInputError(f"--resume {args.resume} keeps the run's own settings; leave "
                                  f"out --recipe {args.recipe}")
-        ckpt = load_checkpoint(args.resume, prefer="last", need=())  # its config only
-        base = TrainConfig.from_dict(ckpt.meta["config"])
-        if args.model and args.model != base.model:
-            raise UserInputError(f"{args.resume} is a run of {base.model}, not {args.model}")
-        out = flags.pop("out", None)
-        run_dir = ckpt.path.parent
-        if out is not None and Path(out).resolve() != run_dir.resolve():
-            raise UserInputError(f"--resume {args.resume} continues in {run_dir}; leave out "
-                                 f"--out {out} (or copy the run there first)")
-        base.stop_after = None  # the stop of the last invocation, not of this one
-    elif args.model:
+        named = {"model": args.model} if args.model else {}  # refused if the run is of another
+        return None, {**named, **flags, **overrides}, {}, ""
+    if args.model:
         from ..registry import get_entry
 
         get_entry(args.model)  # an unknown name is named before its defaults are looked up
-    r = resolve_config(args.model, args.recipe, flags, overrides, base=base)
+    r = resolve_config(args.model, args.recipe, flags, overrides)
     cfg = r.config
-    if not args.resume:
-        if not cfg.model:
-            raise UserInputError("which model? e.g. convzoo train lenet5 --data fashion-mnist "
-                                 "(`convzoo list` shows them)")
-        from ..registry import get_entry
+    if not cfg.model:
+        raise UserInputError("which model? e.g. convzoo train lenet5 --data fashion-mnist "
+                             "(`convzoo list` shows them)")
+    from ..registry import get_entry
 
-        get_entry(cfg.model)
-        if not cfg.data:
-            raise UserInputError("which data set? add --data NAME, e.g. --data fashion-mnist")
-    return cfg, args.resume, r.sources, r.note
+    get_entry(cfg.model)
+    if not cfg.data:
+        raise UserInputError("which data set? add --data NAME, e.g. --data fashion-mnist")
+    return cfg, {}, r.sources, r.note
 
 
 def write_report(summary: dict[str, Any], device: str = "cpu") -> None:
@@ -121,25 +110,29 @@ def cmd_train(args: argparse.Namespace) -> int:
     from ..runtime.progress import Progress
     from ..train.loop import fit
 
-    cfg, resume, sources, note = config_from_args(args)
-    if is_main() and not args.quiet:
+    cfg, changes, sources, note = config_from_args(args)
+    if is_main() and not args.quiet and note:
         emit(note)
-    if args.download and is_main():  # files first; the run then reads them as any others
+    if args.download and is_main() and cfg is not None:  # files first; the run reads them
         from ..data.catalog import load_dataset
 
         load_dataset(cfg.data, cfg.data_dir, download=True, seed=cfg.seed)
-    summary = fit(cfg, resume=resume, progress=Progress(enabled=not args.quiet),
-                  extra_meta={"config_sources": sources})
+    progress = Progress(enabled=not args.quiet)
+    if cfg is None:  # fit rebuilds the run's config from its checkpoint, the flags applied
+        summary = fit(resume=args.resume, changes=changes, progress=progress)
+    else:
+        summary = fit(cfg, progress=progress, extra_meta={"config_sources": sources})
     if not is_main():  # under torchrun, rank 0 reports for all
         return 0
     if summary.get("already_finished"):
         emit(f"{summary['run_dir']} has finished ({summary.get('epochs')} of "
-             f"{plural(cfg.epochs, 'epoch')}, {plural(summary.get('steps') or 0, 'step')}); "
-             "nothing to do (raise --epochs to train longer)")
+             f"{plural(summary.get('epochs_planned') or 0, 'epoch')}, "
+             f"{plural(summary.get('steps') or 0, 'step')}); nothing to do (raise --epochs to "
+             "train longer)")
         return 0
     test = summary.get("test")
     if test:
-        emit(f"{cfg.model} on {summary['data']}: test top-1 accuracy {test['top1']:.4f} "
+        emit(f"{summary['model']} on {summary['data']}: test top-1 accuracy {test['top1']:.4f} "
              f"(error {test['err1']:.4f}){topk_text(test)}; {trained_text(summary)}")
     elif summary["status"] == "stopped":
         emit(f"stopped after epoch {summary['epochs']}; continue with "

@@ -25,12 +25,13 @@ Choices:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
+from ..errors import UserInputError
 from ..evaluation.score import EvalResult, evaluate
 from ..runtime import distributed as dd
 from ..runtime.device import autocast, device_name, resolve_amp, resolve_device
@@ -47,11 +48,17 @@ __all__ = [
 ]
 
 
-def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
+def fit(cfg: TrainConfig | None = None, *, resume: str | Path | None = None,
+        changes: Mapping[str, Any] | None = None, data: Any = None,
         progress: Progress | None = None, model: nn.Module | None = None,
         extra_meta: dict[str, Any] | None = None,
         callbacks: Sequence[Any] = ()) -> dict[str, Any]:
     """Train `cfg.model` on `cfg.data`; write checkpoints, metrics and summary.json; return it.
+
+    Resuming: `fit(resume=DIR)` continues the run in DIR with its own settings, rebuilt from
+    its checkpoint (`train.resume`), `changes` applied (the settings a resumed run may change:
+    epochs, device, threads, ...). Given a `cfg` as well, that config is checked against the
+    run's instead.
 
     `model`, a model already built (fine-tuning: source weights loaded, head replaced), is used
     instead of building `cfg.model`, also when resuming (after checking that it has the
@@ -68,6 +75,17 @@ def fit(cfg: TrainConfig, *, resume: str | Path | None = None, data: Any = None,
     Under torchrun (WORLD_SIZE > 1) every process calls this: the model trains with DDP, each
     process on its share of every epoch (the batch size is per process), evaluation is sharded
     and summed, and only rank 0 writes files and prints."""
+    if cfg is None:
+        if resume is None:
+            raise UserInputError("fit needs a TrainConfig, or resume=RUN_DIR to continue a run")
+        from .resume import resumed_config
+
+        r = resumed_config(resume, changes)
+        cfg = r.config
+        extra_meta = {"config_sources": r.sources, **(extra_meta or {})}
+    elif changes:
+        raise UserInputError("give the changes in the TrainConfig itself, or resume=RUN_DIR "
+                             "with changes and no TrainConfig")
     ddp = None
     if dd.launched():
         cfg.validate()

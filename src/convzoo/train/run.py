@@ -911,7 +911,8 @@ class Run:
         except (OSError, ValueError):
             old = None
         summary = old if isinstance(old, dict) else self.summary(None)
-        return {**summary, "already_finished": True, "run_dir": str(self.out)}
+        return {**summary, "already_finished": True, "run_dir": str(self.out),
+                "epochs_planned": self.cfg.epochs}
 
     def summary(self, test: EvalResult | None) -> dict[str, Any]:
         cfg, s = self.cfg, self.state
