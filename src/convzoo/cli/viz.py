@@ -260,11 +260,10 @@ def cmd_top_patches(args: argparse.Namespace) -> int:
         raise UserInputError(f"--out {args.out}: give a .png file name")
     dev = resolve_device(args.device)
     src = load_source(args.source, args.weights, device=dev)
-    name = args.data or src.meta.get("data")
+    name = args.data or src.info.data
     if not name:
         raise UserInputError("which images? add --data NAME (a model name brings none)")
-    cfg = src.meta.get("config", {})
-    ds = load_dataset(name, args.data_dir, seed=cfg.get("seed", 0))
+    ds = load_dataset(name, args.data_dir, seed=src.info.setting("seed", 0))
     split = ds.test if args.split == "test" else ds.train
     if args.limit and len(split) > args.limit:
         split = (ArraySplit(split.images[:args.limit].contiguous(), split.labels[:args.limit])

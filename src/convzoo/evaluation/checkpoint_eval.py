@@ -19,14 +19,14 @@ def load_data_for(src: Any, data: str | None, data_dir: str | None) -> tuple[Any
     digits' depends on the seed, so the run's test set is its own)."""
     from ..data.catalog import load_dataset
 
-    cfg = src.meta.get("config", {})
-    name = data or src.meta.get("data")
+    info = src.info
+    name = data or info.data
     if not name:
         raise UserInputError(f"which data set? {src.description} does not say what it was "
                              "trained on: add --data NAME")
-    own = not data or data == src.meta.get("data")
-    ds = load_dataset(name, data_dir or (cfg.get("data_dir") if own else None),
-                      seed=cfg.get("seed", 0))
+    own = not data or data == info.data
+    ds = load_dataset(name, data_dir or (info.setting("data_dir") if own else None),
+                      seed=info.setting("seed", 0))
     return ds, own
 
 
@@ -44,9 +44,8 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
 
     dev = resolve_device(device)
     src = load_source(source, runs_only=True, prefer=which, ema=ema, device=dev)
-    meta = src.meta
     ds, own = load_data_for(src, data, data_dir)
-    name = data or meta.get("data")
+    name = data or src.info.data
     plan = plan_for(src, ds, device=dev, method="flip" if tta_flip else None, data_is_own=own)
     the_split = ds.test if split == "test" else ds.train
     res = score(plan, the_split, batch_size=batch_size)
@@ -58,14 +57,14 @@ def evaluate_checkpoint(source: str, *, data: str | None = None, data_dir: str |
     try:
         png = None if not plot else plot_confusion(
             res.confusion, names, out_dir / f"confusion-{safe}-{split}.png",
-            f"{meta.get('model')} on {name} ({split}): top-1 {res.top1:.4f}")
+            f"{src.info.model} on {name} ({split}): top-1 {res.top1:.4f}")
     except OSError as e:  # a read-only run directory: the scores still come out
         png = None
         skipped = (f"confusion matrix not written: {out_dir} is not writable ({e.strerror}); "
                    "give --out DIR for it")
         note = f"{note}; {skipped}" if note else skipped
     used = checkpoint_line(src.checkpoint, which) if src.checkpoint is not None else str(source)
-    result = {"model": meta.get("model"), "checkpoint": str(ckpt_path), "checkpoint_used": used,
+    result = {"model": src.info.model, "checkpoint": str(ckpt_path), "checkpoint_used": used,
               "data": name,
               "split": split, **res.to_dict(names),
               "per_class_n": dict(zip(names, res.confusion.sum(1).tolist())),

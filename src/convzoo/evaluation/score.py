@@ -287,7 +287,6 @@ def plan_for(src: Any, ds: Any, *, device: torch.device, method: str | TestMetho
     from ..runtime.device import run_amp
 
     model = src.model
-    meta = src.meta
     notes: list[str] = []
     cmap = class_map(src.class_names, getattr(model, "num_classes", None), ds.classes,
                      src.description)
@@ -301,13 +300,13 @@ def plan_for(src: Any, ds: Any, *, device: torch.device, method: str | TestMetho
         if not data_is_own:
             notes.append(f"{src.description} records no normalisation: scored with "
                          f"{ds.name}'s own statistics")
-    recorded = bool(meta.get("config", {}).get("tta_flip"))
+    recorded = bool(src.info.setting("tta_flip"))
     m = parse_method(method) if method is not None else parse_method(
         "flip" if recorded else "none")
     if method is not None and recorded and m.kind == "none":
         m = parse_method("flip")  # the run's own evaluation averaged each image and its mirror
         notes.append(f"{src.description} evaluated with flip: scored with flip")
-    amp = run_amp(meta, device, model, size)  # type: ignore[arg-type]
+    amp = run_amp(src.info, device, model, size)  # type: ignore[arg-type]
     if device.type == "cpu":
         model.to(memory_format=torch.channels_last)
     return Plan(model, src.description, cmap, size, mean, std, amp, device,  # type: ignore[arg-type]

@@ -84,11 +84,12 @@ def predict_run(run: RunDir, *, device: str = "cpu", limit: int | None = None,
     if run.checkpoint is None:
         raise UserInputError(f"{run.path} has no checkpoint: the report needs last/ or best/ "
                              "to score the test images")
-    meta, cfg = run.meta, run.config
     dev = torch.device(device)
     src = load_source(str(run.checkpoint.path), runs_only=True, ema=True, device=dev)
-    ds = load_dataset(meta.get("data") or run.data, cfg.get("data_dir"), seed=cfg.get("seed", 0))
-    classes = list(meta.get("class_names") or ds.classes)
+    info = src.info
+    ds = load_dataset(info.data or run.data, info.setting("data_dir"),
+                      seed=info.setting("seed", 0))
+    classes = list(info.class_names or ds.classes)
     if len(classes) != len(ds.classes):
         raise UserInputError(f"the run knows {len(classes)} classes, {ds.name} has "
                              f"{len(ds.classes)}: score it with `convzoo eval` instead")

@@ -63,6 +63,7 @@ from .disk import (  # noqa: F401  (tests replace _write_bytes here)
     clean_leftovers,
     pid_alive,
 )
+from .meta import RunMeta
 from .state import (  # noqa: F401
     Generators,
     join_state,
@@ -254,6 +255,11 @@ class Checkpoint:
     @property
     def meta_file(self) -> Path:
         return self.path / META
+
+    @property
+    def info(self) -> RunMeta:
+        """The run's metadata, typed (see `runs.meta`)."""
+        return RunMeta.of(self.meta)
 
     def tensors(self, which: str) -> dict[str, torch.Tensor]:
         """'model', 'state' or 'ema': that file's tensors, read (and checked) on first use."""

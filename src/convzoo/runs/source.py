@@ -21,6 +21,7 @@ from torch import nn
 from ..data.preprocess import Preprocess
 from ..errors import UserInputError
 from .checkpoint import Checkpoint, load_checkpoint, model_from_checkpoint
+from .meta import RunMeta
 
 Size = tuple[int, int, int]
 
@@ -43,8 +44,13 @@ class Source:
 
     @property
     def meta(self) -> dict[str, Any]:
-        """The run's metadata (model, data, config, sizes); empty for a model name."""
+        """The run's checkpoint.json as it is; empty for a model name."""
         return self.checkpoint.meta if self.checkpoint is not None else {}
+
+    @property
+    def info(self) -> RunMeta:
+        """The run's metadata, typed (model, data, config, sizes); empty for a model name."""
+        return self.checkpoint.info if self.checkpoint is not None else RunMeta()
 
 
 class RunPreprocess:
@@ -141,18 +147,16 @@ def load_source(source: str, weights: str | None = None, *, need_weights: bool =
 def _from_run(source: str, prefer: str, ema: bool, device: str | torch.device) -> Source:
     ckpt = load_checkpoint(source, prefer=prefer, need=("model", "ema"))  # scoring only
     model = model_from_checkpoint(ckpt, ema=ema, device=device)
-    meta = ckpt.meta
-    input_size = tuple(meta.get("input_size") or model.default_input_size)
-    stored = tuple(meta.get("image_size") or input_size)
+    info = ckpt.info
+    input_size = info.input_size or tuple(model.default_input_size)
+    stored = info.image_size or input_size
     prep = RunPreprocess(stored, input_size,  # type: ignore[arg-type]
-                         meta.get("mean", [0.5] * stored[0]), meta.get("std", [0.5] * stored[0]))
+                         list(info.mean or [0.5] * stored[0]),
+                         list(info.std or [0.5] * stored[0]))
     return Source(
-        model, f"{meta.get('model')} trained on {meta.get('data')}, "
-               f"{checkpoint_line(ckpt, prefer)}", prep,
-        class_names=ckpt.class_names,
-        input_size=tuple(meta["input_size"]) if meta.get("input_size") else None,
-        mean=tuple(meta["mean"]) if meta.get("mean") else None,
-        std=tuple(meta["std"]) if meta.get("std") else None, checkpoint=ckpt)
+        model, f"{info.model} trained on {info.data}, {checkpoint_line(ckpt, prefer)}", prep,
+        class_names=ckpt.class_names, input_size=info.input_size, mean=info.mean,
+        std=info.std, checkpoint=ckpt)
 
 
 def _from_name(name: str, weights: str | None, need_weights: bool,

@@ -114,14 +114,19 @@ def cpu_auto_amp(model: torch.nn.Module, input_size: tuple[int, int, int]
     return torch.bfloat16, f"bf16 autocast on the CPU's AMX units ({counted})"
 
 
-def run_amp(meta: dict[str, Any], device: torch.device, model: torch.nn.Module,
+def run_amp(meta: Any, device: torch.device, model: torch.nn.Module,
             input_size: tuple[int, int, int]) -> torch.dtype | None:
     """The precision to score a run's model in on `device`, so that scoring it later gives the
     accuracy it reported: the one the run evaluated in where it ran on this kind of device, else
-    its amp setting decided for this device and model as training decides it."""
-    setting = meta.get("config", {}).get("amp", "auto")
-    if setting == "auto" and meta.get("amp") and meta.get("device_type") == device.type:
-        return resolve_amp(meta["amp"], device)
+    its amp setting decided for this device and model as training decides it. `meta`: the
+    run's `runs.meta.RunMeta` (or its checkpoint.json as a dict)."""
+    if isinstance(meta, dict):
+        from ..runs.meta import RunMeta
+
+        meta = RunMeta.of(meta)
+    setting = meta.setting("amp", "auto")
+    if setting == "auto" and meta.amp and meta.device_type == device.type:
+        return resolve_amp(meta.amp, device)
     if setting == "auto" and device.type == "cpu":
         return cpu_auto_amp(model, input_size)[0]
     return resolve_amp(setting, device)
