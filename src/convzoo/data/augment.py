@@ -55,6 +55,17 @@ AUGMENTS: dict[str, Augment] = {
 }
 
 
+def _fallback_box(h: int, w: int, ratio: tuple[float, float]) -> tuple[int, int]:
+    """(width, height) of the whole image cropped to the nearest allowed aspect ratio: the
+    random-resized crop's box when no random draw fits (torchvision's rule)."""
+    in_ratio = w / h
+    if in_ratio < ratio[0]:
+        return w, round(w / ratio[0])
+    if in_ratio > ratio[1]:
+        return round(h * ratio[1]), h
+    return w, h
+
+
 def augment_names() -> list[str]:
     """The presets' names, in the table's order (for help texts and error messages)."""
     return list(AUGMENTS)
@@ -188,13 +199,7 @@ def sample_boxes(n: int, h: int, w: int, scale: tuple[float, float],
     bw = bw.gather(1, first[:, None]).squeeze(1)
     bh = bh.gather(1, first[:, None]).squeeze(1)
     # fallback: the whole image cropped to the nearest allowed aspect ratio
-    in_ratio = w / h
-    if in_ratio < ratio[0]:
-        fw, fh = w, round(w / ratio[0])
-    elif in_ratio > ratio[1]:
-        fw, fh = round(h * ratio[1]), h
-    else:
-        fw, fh = w, h
+    fw, fh = _fallback_box(h, w, ratio)
     bw = torch.where(ok, bw, torch.tensor(float(fw)))
     bh = torch.where(ok, bh, torch.tensor(float(fh)))
     u = torch.rand(n, 2, generator=g)
@@ -247,11 +252,5 @@ def sample_box(h: int, w: int, scale: tuple[float, float], ratio: tuple[float, f
             top = int(np.floor(u[0] * f32(h - bh + 1)))
             left = int(np.floor(u[1] * f32(w - bw + 1)))
             return top, left, int(bh), int(bw)
-    in_ratio = w / h
-    if in_ratio < ratio[0]:
-        fw, fh = w, round(w / ratio[0])
-    elif in_ratio > ratio[1]:
-        fw, fh = round(h * ratio[1]), h
-    else:
-        fw, fh = w, h
+    fw, fh = _fallback_box(h, w, ratio)
     return (h - fh) // 2, (w - fw) // 2, fh, fw
