@@ -32,24 +32,33 @@ LECTURES = (
             "Deeper plain networks train worse than shallower ones; the same depths with "
             "shortcuts do not (He et al. 2015, Figure 1).",
             ("experiment_degradation.png", "arch_residual_blocks.png"),
-            ("convzoo experiment degradation --data mnist5k",)),
+            ("convzoo experiment degradation --data mnist5k",), "degradation"),
     Lecture("test_time", "Test-time methods", "Averaging the predictions of flips and crops "
             "of one image (the ten-crop evaluation of AlexNet and VGG).", (),
-            ("convzoo eval runs/RUN --tta flip --tta ten-crop",)),
+            ("convzoo eval runs/RUN --tta flip --tta ten-crop",), "test_time"),
     Lecture("ensembles", "Ensembles", "Averaging several trained networks: how the papers' "
             "best results were reported.", (),
-            ("convzoo eval runs/seed0 runs/seed1 runs/seed2 --data fashion-mnist",)),
+            ("convzoo eval runs/seed0 runs/seed1 runs/seed2 --data fashion-mnist",), "ensembles"),
     Lecture("filters", "What the filters see", "First-layer filters, activation maps and the "
             "image patches where a filter responds most (Zeiler and Fergus).",
             ("lite0_filters.png", "lite0_stage2_activations.png",
              "lite0_stage3_top_patches.png"),
-            ("convzoo viz filters efficientnet_lite0 --weights imagenet --out filters.png",)),
+            ("convzoo viz filters efficientnet_lite0 --weights imagenet --out filters.png",),
+            "filters"),
     Lecture("transfer", "Transfer learning and how deep to fine-tune",
             "Train only the last layer, or it and a few before it with smaller steps; "
             "ImageNet features against random ones.",
             ("transfer_depth_lite0.png",),
             ("convzoo experiment transfer efficientnet_lite0 --weights imagenet "
-             "--data fashion-mnist",)),
+             "--data fashion-mnist",), "transfer"),
+    Lecture("architecture", "Drawing the networks", "LeNet-5's and AlexNet's layered volumes, "
+            "the Inception module, the residual block, and ResNet's Figure 3 (VGG-19, plain-34 "
+            "and ResNet-34 side by side), drawn from the real modules.",
+            ("arch_lenet5_volumes.png", "arch_inception3a_blocks.png",
+             "arch_columns_vgg19_plain34_resnet34.png"),
+            ("convzoo viz architecture lenet5 --out lenet5.svg",
+             "convzoo viz architecture vgg19 plain34 resnet34 --style columns --out cols.svg"),
+            "architecture"),
 )
 
 
