@@ -3,7 +3,7 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint dist clean
+.PHONY: run test lint lessons dist clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -13,6 +13,10 @@ $(BIN)/python:
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[plots,datasets,weights]'
 	touch $@
+
+$(VENV)/.installed-lessons: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[lessons]'
+	touch $@ $(VENV)/.installed
 
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[dev]'
@@ -41,11 +45,16 @@ test: $(VENV)/.installed-dev
 		{ apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1; } || \
 		echo "could not install chromium: the browser test will be skipped"; \
 	fi
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks lessons
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks lessons
+
+# Every lesson in lessons/ as a notebook with its outputs, in build/lessons/ (git-ignored);
+# `make lessons SMALL=1` runs them at the test suite's small scale (seconds each).
+lessons: $(VENV)/.installed-lessons
+	$(BIN)/python lessons/_notebooks.py $(if $(SMALL),--small)
 
 # A wheel and an sdist in dist/ (the wheel carries the recipes and every other data file).
 dist: $(VENV)/.installed-dev

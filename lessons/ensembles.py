@@ -25,7 +25,7 @@
 # %%
 import json
 
-from convzoo.lesson import convzoo, out_dir, small
+from convzoo.lesson import convzoo, convzoo_text, out_dir, small
 
 SMALL = small()
 OUT = out_dir("ensembles")
@@ -48,7 +48,7 @@ for s, run in enumerate(runs):
 # ## Each member and the ensemble
 
 # %%
-text = convzoo("eval", *runs, "--device", "cpu", "--format", "json")
+text = convzoo_text("eval", *runs, "--device", "cpu", "--format", "json")
 scores = OUT / "ensemble.json"
 scores.write_text(text, encoding="utf-8")
 result = json.loads(text)

@@ -26,7 +26,7 @@
 # %%
 import json
 
-from convzoo.lesson import convzoo, out_dir, small
+from convzoo.lesson import convzoo, convzoo_text, out_dir, small
 
 SMALL = small()
 OUT = out_dir("test_time")
@@ -56,8 +56,8 @@ convzoo("train", "lenet5_modern", "--data", DATA, "--epochs", EPOCHS, "--batch-s
 # read back; they are kept beside the run.
 
 # %%
-text = convzoo("eval", run, "--tta", "flip", "--tta", "ten-crop", "--device", "cpu",
-               "--format", "json")
+text = convzoo_text("eval", run, "--tta", "flip", "--tta", "ten-crop", "--device", "cpu",
+                    "--format", "json")
 scores = OUT / "tta.json"
 scores.write_text(text, encoding="utf-8")
 result = json.loads(text)

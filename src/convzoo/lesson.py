@@ -15,10 +15,8 @@ from __future__ import annotations
 import contextlib
 import io
 import os
-import sys
 import tempfile
 from pathlib import Path
-from typing import TextIO
 
 from .errors import ConvzooError
 
@@ -42,34 +40,28 @@ def out_dir(lesson: str) -> Path:
     return Path(tempfile.mkdtemp(prefix=f"convzoo-lesson-{lesson}-"))
 
 
-class _Tee(io.TextIOBase):
-    """Writes to the lesson's output and keeps a copy."""
-
-    def __init__(self, shown: TextIO) -> None:
-        self.shown, self.kept = shown, io.StringIO()
-
-    def write(self, text: str) -> int:
-        self.kept.write(text)
-        return self.shown.write(text)
-
-    def flush(self) -> None:
-        self.shown.flush()
-
-
-def convzoo(*argv: object) -> str:
-    """Run `convzoo ARGV...` in this process, as on the command line, and return what it
-    printed (it is shown as well: `--format json` output can be read back with json.loads).
-    A command that fails stops the lesson with its one-line message, so a lesson that stops
-    working fails."""
+def _run(argv: tuple[object, ...]) -> None:
     from .cli import main
 
     words = [str(a) for a in argv]
-    tee = _Tee(sys.stdout)
-    with contextlib.redirect_stdout(tee):
-        code = main(words)
+    code = main(words)
     if code != 0:
         raise ConvzooError(f"`convzoo {' '.join(words)}` exited with {code}")
-    return tee.kept.getvalue()
+
+
+def convzoo(*argv: object) -> None:
+    """Run `convzoo ARGV...` in this process, as on the command line. A command that fails
+    stops the lesson with its one-line message, so a lesson that stops working fails."""
+    _run(argv)
+
+
+def convzoo_text(*argv: object) -> str:
+    """`convzoo` that returns what the command printed instead of showing it, e.g. its
+    `--format json` output to read back with json.loads (progress goes to stderr as ever)."""
+    kept = io.StringIO()
+    with contextlib.redirect_stdout(kept):
+        _run(argv)
+    return kept.getvalue()
 
 
 def show(path: str | Path) -> None:
@@ -99,4 +91,4 @@ def show(path: str | Path) -> None:
         print(path.read_text(encoding="utf-8"))
 
 
-__all__ = ["OUT_VAR", "SMALL_VAR", "convzoo", "out_dir", "show", "small"]
+__all__ = ["OUT_VAR", "SMALL_VAR", "convzoo", "convzoo_text", "out_dir", "show", "small"]
