@@ -10,8 +10,8 @@ from functools import cache
 import pytest
 
 from cli_run import run
-from convzoo import list_models, summary
-from convzoo.analysis.receptive import trace_fields
+from convzoo import list_models
+from convzoo.analysis.receptive import profile_with_fields
 from convzoo.viz.architecture import draw, styles_for, trace_flow
 from convzoo.viz.architecture.graph import shape_text
 
@@ -58,12 +58,13 @@ def test_every_model_draws_in_every_style_that_applies(name: str) -> None:
 
 
 def test_labels_and_totals_equal_summary_and_the_receptive_trace() -> None:
-    # independent of the drawing's own pass: summary() and trace_fields() run again
+    # independent of the drawing's own pass: the profile summary() prints and the receptive
+    # trace run again (together, in the one pass profile_with_fields makes for `summary`)
     for name, style in (("googlenet", "blocks"), ("resnet50", "volumes"),
                         ("mobilenet_v2", "columns"), ("lenet5", "volumes")):
-        prof = summary(name)
+        prof, trace = profile_with_fields(name)
         rows = {r.name: r.output_shape[1:] for r in prof.layers if r.output_shape}
-        rows.update({r.name: r.output_shape[1:] for r in trace_fields(name).rows})
+        rows.update({r.name: r.output_shape[1:] for r in trace.rows})
         root = svg_of([flow(name)], style)
         for layer, text in shape_labels(root):
             if layer != "input":

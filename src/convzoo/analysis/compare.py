@@ -10,9 +10,13 @@ import tomllib
 from dataclasses import asdict, dataclass
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import UserInputError
+
+if TYPE_CHECKING:
+    from .profile import Profile
+    from .receptive import RFTrace
 
 
 @dataclass(frozen=True)
@@ -67,21 +71,24 @@ def compare_models(names: list[str]) -> list[CompareRow]:
     from .receptive import profile_with_fields
 
     pub = published()
-    rows = []
-    for name in names:
-        prof, trace = profile_with_fields(name)
-        p = pub.get(name)
-        # rows the eval-mode forward did not reach hold the training-only heads' parameters
-        train_only = sum(r.params for r in prof.layers if r.extra.get("ran") is False)
-        rows.append(CompareRow(
-            model=name, params=prof.total_params - train_only, macs=prof.total_macs,
-            activations=prof.activation_elements,
-            activation_mb=round(prof.activation_elements * 4 / 1e6, 2), depth=trace.depth,
-            input="x".join(map(str, prof.input_size)),
-            top1=p.top1 if p else None, top5=p.top5 if p else None,
-            source=p.source if p else "", citation=p.citation if p else "",
-            evaluation=p.evaluation if p else "", train_only_params=train_only))
-    return rows
+    return [compare_row(name, *profile_with_fields(name), pub) for name in names]
+
+
+def compare_row(name: str, prof: Profile, trace: RFTrace,
+                pub: dict[str, Published] | None = None) -> CompareRow:
+    """The row of `name` from its profile and receptive trace (`profile_with_fields`), for a
+    caller that keeps them for more (the atlas draws its layer table from the same pass)."""
+    p = (published() if pub is None else pub).get(name)
+    # rows the eval-mode forward did not reach hold the training-only heads' parameters
+    train_only = sum(r.params for r in prof.layers if r.extra.get("ran") is False)
+    return CompareRow(
+        model=name, params=prof.total_params - train_only, macs=prof.total_macs,
+        activations=prof.activation_elements,
+        activation_mb=round(prof.activation_elements * 4 / 1e6, 2), depth=trace.depth,
+        input="x".join(map(str, prof.input_size)),
+        top1=p.top1 if p else None, top5=p.top5 if p else None,
+        source=p.source if p else "", citation=p.citation if p else "",
+        evaluation=p.evaluation if p else "", train_only_params=train_only)
 
 
 def train_only_note(rows: list[CompareRow]) -> str | None:

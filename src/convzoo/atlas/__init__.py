@@ -62,7 +62,8 @@ def evolution_svg(rows) -> str:
 
 def build_atlas(out: str | Path, models: list[str] | None = None) -> Path:
     """Write the site to `out` (created); returns index.html's path."""
-    from ..analysis.compare import compare_models, train_only_note
+    from ..analysis.compare import compare_row, published, train_only_note
+    from ..analysis.receptive import profile_with_fields
     from ..registry import list_models
     from .model_page import model_page
 
@@ -72,9 +73,13 @@ def build_atlas(out: str | Path, models: list[str] | None = None) -> Path:
     names = models or list_models()
     for sub in ("models", "figures", "lectures"):
         (out / sub).mkdir(parents=True, exist_ok=True)
-    rows = compare_models(names)
-    for r in rows:
-        (out / "models" / f"{r.model}.html").write_text(model_page(r, out), encoding="utf-8")
+    pub = published()
+    rows = []
+    for name in names:  # one pass gives the compare row and the page's layer table
+        fields = profile_with_fields(name)
+        rows.append(compare_row(name, *fields, pub))
+        (out / "models" / f"{name}.html").write_text(model_page(rows[-1], out, fields),
+                                                     encoding="utf-8")
     table = Table("models", ["model", "params", "MACs", "activations (MB)", "depth", "top-1",
                              "top-5", "source"],
                   [[f'<a href="models/{r.model}.html">{escape(r.model)}</a>', r.params, r.macs,

@@ -8,13 +8,16 @@ from pathlib import Path
 
 from ..analysis.compare import CompareRow
 from ..analysis.paper import paper_table
-from ..analysis.receptive import trace_fields
+from ..analysis.profile import Profile
+from ..analysis.receptive import RFTrace, trace_fields
 from ..analysis.summary_table import profile_table
 from ..viz.architecture import draw, styles_for, trace_flow
 from .html import html_table, page
 
 
-def model_page(r: CompareRow, out: Path) -> str:
+def model_page(r: CompareRow, out: Path, fields: tuple[Profile, RFTrace] | None = None) -> str:
+    """The page's HTML; its figures are written under out/figures. `fields`: the model's
+    `profile_with_fields`, when the caller has it already (the atlas, from its compare row)."""
     flow = trace_flow(r.model)
     figs = []
     for style in styles_for(flow):
@@ -22,7 +25,7 @@ def model_page(r: CompareRow, out: Path) -> str:
         draw([flow], style).save(out / "figures" / name, title=f"{r.model} ({style})")
         figs.append(f'<h3>{style}</h3><img class="fig" src="../figures/{name}" '
                     f'alt="{escape(r.model)} drawn as {style}">')
-    trace = trace_fields(flow.model, flow.profile.input_size)
+    prof, trace = fields or (flow.profile, trace_fields(flow.model, flow.profile.input_size))
     paper = getattr(flow.model, "paper", None)
     cite = escape(getattr(paper, "citation", "") or "")
     url = getattr(paper, "url", "")
@@ -37,7 +40,7 @@ def model_page(r: CompareRow, out: Path) -> str:
             f"published ImageNet accuracy: {acc}</p>",
             _defaults(r.model), "<h2>Drawings</h2>", *figs,
             "<h2>Layers, with receptive fields</h2>",
-            html_table(profile_table(flow.profile, trace)),
+            html_table(profile_table(prof, trace)),
             "<h2>The paper's table</h2>", html_table(paper_table(flow.model, flow.profile))]
     return page(r.model, "\n".join(body), 1)
 

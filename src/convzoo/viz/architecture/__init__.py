@@ -32,15 +32,21 @@ def styles_for(flow: Flow) -> list[str]:
     return out
 
 
-def draw(flows: list[Flow], style: str, block: str | None = None) -> Canvas:
-    """Lay out `flows` in `style`; volumes and blocks draw one model."""
+def check_style(style: str, count: int) -> None:
+    """Refuse an unknown style, or several models for a style that draws one, before
+    anything is traced."""
     if style not in STYLES:
         raise UserInputError(f"unknown style {style!r}: choose one of {', '.join(STYLES)}")
-    if style == "columns":
-        return draw_columns(flows)
-    if len(flows) != 1:
+    if style != "columns" and count != 1:
         raise UserInputError(f"--style {style} draws one model at a time; columns draws "
                              "several side by side")
+
+
+def draw(flows: list[Flow], style: str, block: str | None = None) -> Canvas:
+    """Lay out `flows` in `style`; volumes and blocks draw one model."""
+    check_style(style, len(flows))
+    if style == "columns":
+        return draw_columns(flows)
     if style == "volumes":
         return draw_volumes(flows[0])
     return draw_blocks(flows[0], block)
@@ -55,10 +61,12 @@ def draw_architecture(
     out = Path(out)
     if out.suffix.lower() not in SUFFIXES:
         raise UserInputError(f"--out {out}: give a .svg, .png or .pdf file name")
+    check_style(style, len(models))
     flows = [trace_flow(m, input_size) for m in models]
     canvas = draw(flows, style, block)
     size = canvas.save(out, title=f"{', '.join(models)} ({style})")
     return flows, size
 
 
-__all__ = ["STYLES", "Canvas", "Flow", "draw", "draw_architecture", "styles_for", "trace_flow"]
+__all__ = ["STYLES", "Canvas", "Flow", "check_style", "draw", "draw_architecture", "styles_for",
+           "trace_flow"]
