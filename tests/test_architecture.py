@@ -144,3 +144,20 @@ def test_cli_writes_svg_png_pdf_and_bad_input_is_one_line(tmp_path, capsys) -> N
             argv += ["--out", str(tmp_path / "x.svg")]
         rc, _, err = run(capsys, *argv)
         assert rc == 2 and len(err.strip().splitlines()) == 1, bad
+
+
+def test_a_meta_pass_leaves_the_models_batch_norms_as_they_were() -> None:
+    # meta passes run batch norms as a copy of their input (analysis/meta.py): afterwards a
+    # model with real weights computes what it did before
+    import torch
+
+    from convzoo import create_model
+
+    torch.manual_seed(0)
+    model = create_model("resnet20").eval()
+    x = torch.randn(2, 3, 32, 32)
+    before = model(x)
+    prof, _ = profile_with_fields(model)
+    assert prof.total_params == sum(p.numel() for p in model.parameters())
+    assert not any("forward" in vars(m) for m in model.modules())
+    torch.testing.assert_close(model(x), before)
