@@ -57,8 +57,13 @@ show(filters)
 # ## Activation maps for one image
 #
 # One image from the data set, run through the network; the first channels at the layer, each
-# scaled on its own. The command also prints the layer's mean and its fraction of exact zeros
-# (after a ReLU, typically half or more).
+# scaled on its own. The command also prints the layer's mean and its fraction of exact zeros:
+# after a ReLU often half or more; Lite0's stages end in a linear projection, so none there.
+# At full scale the image is an 8x8 digit enlarged with square pixels, and the maps at
+# `stage2` respond to the edges of those squares: edge detectors, seeing the edges this image
+# has. A photo (`convzoo viz activations efficientnet_lite0 photo.jpg --weights imagenet
+# --layer stage2 --out maps.png`) shows them finding the contours of a face
+# (docs/experiments.md).
 
 # %%
 from convzoo.data.catalog import load_dataset  # noqa: E402
