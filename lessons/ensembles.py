@@ -22,9 +22,9 @@
 # Here the data set's held-out split follows the run's seed (digits has no fixed test set), so
 # members trained with seeds 0, 1 and 2 would each have trained on images the others are
 # scored on. The members therefore share seed 0 (one split, one data order) and differ in
-# their network: LeNet-5 as published, its modern variant (ReLU, max pooling) and a plain conv
-# net; different architectures make more different mistakes than different seeds do. On a data
-# set with a fixed test set (Fashion-MNIST) `--seed` is the way to vary one architecture.
+# their network: LeNet-5 as published, its modern variant (ReLU, max pooling), and the modern
+# variant with ELU (`--set model_args={act="elu"}`). On a data set with a fixed test set
+# (Fashion-MNIST) `--seed` is the way to vary one architecture.
 #
 # Full scale: digits, 10 epochs each. Small scale: a synthetic data set, 1 epoch each.
 
@@ -42,10 +42,11 @@ EPOCHS = 1 if SMALL else 10
 # ## Three members
 
 # %%
-MODELS = ("lenet5", "lenet5_modern", "plain_conv")
-runs = [OUT / m for m in MODELS]
-for model, run in zip(MODELS, runs):
-    convzoo("train", model, "--data", DATA, "--epochs", EPOCHS, "--batch-size", 32,
+MEMBERS = {"lenet5": ("lenet5",), "lenet5_modern": ("lenet5_modern",),
+           "lenet5_modern_elu": ("lenet5_modern", "--set", 'model_args={act="elu"}')}
+runs = [OUT / name for name in MEMBERS]
+for args, run in zip(MEMBERS.values(), runs):
+    convzoo("train", *args, "--data", DATA, "--epochs", EPOCHS, "--batch-size", 32,
             "--seed", 0, "--device", "cpu", "--out", run, "--quiet", "--no-report")
 
 # %% [markdown]
@@ -56,10 +57,10 @@ text = convzoo_text("eval", *runs, "--device", "cpu", "--format", "json")
 scores = OUT / "ensemble.json"
 scores.write_text(text, encoding="utf-8")
 result = json.loads(text)
-for model, m in zip(MODELS, result["members"]):
-    print(f"{model:14s} top-1 {m['top1']:.4f}  loss {m['loss']:.4f}")
+for name, m in zip(MEMBERS, result["members"]):
+    print(f"{name:18s} top-1 {m['top1']:.4f}  loss {m['loss']:.4f}")
 ens = result["ensemble"]
-print(f"{'ensemble of 3':14s} top-1 {ens['top1']:.4f}  loss {ens['loss']:.4f}")
+print(f"{'ensemble of 3':18s} top-1 {ens['top1']:.4f}  loss {ens['loss']:.4f}")
 assert len(result["members"]) == 3
 
 # %% [markdown]
@@ -69,10 +70,22 @@ assert len(result["members"]) == 3
 # on Fashion-MNIST with seeds 0, 1 and 2 had 10.53%, 11.18% and 10.24% test error; their
 # ensemble 9.90%, better than the best member, with a lower loss than every member. The gain
 # is smaller than AlexNet's (a relative 15% with seven CNNs; here 3-7% with three) because
-# members that differ only in their seed make more of the same mistakes. On digits the members
-# are near 98% and the test set has 359 images, so one or two images decide the comparison:
-# look at the loss too, which averages over every image. At the small scale the members
-# barely learn, so the numbers mean nothing, but the mechanics are the same.
+# members that differ only in their seed make more of the same mistakes.
+#
+# This lesson at full scale (digits, 359 test images, 10 epochs each) gave:
+#
+# | member | top-1 | loss |
+# |---|---:|---:|
+# | lenet5 | 0.9805 | 0.139 |
+# | lenet5_modern | 0.9861 | 0.069 |
+# | lenet5_modern, ELU | 0.9694 | 0.119 |
+# | ensemble of 3 | 0.9861 | **0.061** |
+#
+# The ensemble equals the best member's accuracy and has a lower loss than every member: its
+# probabilities are better calibrated even where its top choice is the same. With members
+# near 98% on 359 images one or two images decide the accuracy, so the loss, which averages
+# over every image, shows the gain more clearly. At the small scale the members barely learn,
+# so the numbers mean nothing, but the mechanics are the same.
 
 # %%
 WRITTEN = [*(r / "summary.json" for r in runs), scores]
