@@ -21,11 +21,11 @@
 #    random weights, at several numbers of labelled images per class.
 # 2. How deep to fine-tune? `convzoo experiment transfer-depth` retrains 0, 1, 2, ... of the
 #    network's groups before the head, and reports each group's relative weight change after
-#    full fine-tuning: the first layers change least (their filters suit every task).
+#    full fine-tuning, to test the lecture's "the first layers' filters suit every task".
 #
 # Full scale: EfficientNet-Lite0 with its ImageNet weights (the `weights` extra) on digits,
-# images at 96x96 (tens of minutes on a CPU). Small scale: a LeNet-5 trained for one epoch on
-# one synthetic data set, transferred to another.
+# images at 96x96 (5 minutes on a shared 2-core CPU). Small scale: a LeNet-5 trained for one
+# epoch on one synthetic data set, transferred to another.
 
 # %%
 import json
@@ -56,10 +56,13 @@ else:
 # ## Pretrained features against random ones
 #
 # With few labels per class, a linear probe on the pretrained features should beat the same
-# probe on random features by a wide margin, and beat training from scratch. The project
-# measured it for Lite0 on Fashion-MNIST (docs/transfer_depth.md): probes of Lite0, Lite1 and
-# Lite2 reach 0.852, 0.848 and 0.836, the reverse of their ImageNet order: a better ImageNet
-# model is not always a better feature extractor for a task far from ImageNet.
+# probe on random features by a wide margin, and beat training from scratch. At full scale
+# this lesson gave (digits, 359 test images): 10 labels per class, pretrained 0.749 against
+# random 0.691; 50 labels per class, 0.911 against 0.699. Partial fine-tuning (0.37) and
+# training from scratch (0.08) get only 3 epochs on 500 images: far too few steps for them.
+# The project measured more (docs/transfer_depth.md): probes of Lite0, Lite1 and Lite2 on
+# Fashion-MNIST reach 0.852, 0.848 and 0.836, the reverse of their ImageNet order: a better
+# ImageNet model is not always a better feature extractor for a task far from ImageNet.
 
 # %%
 exp = OUT / "transfer"
@@ -73,10 +76,16 @@ print(json.dumps(result["rows"], indent=1)[:800])
 #
 # Depth 0 is the linear probe; depth d retrains the last d groups as well. The second table
 # is each group's relative weight change ||W_after - W_before|| / ||W_before|| after full
-# fine-tuning. On digits, far from ImageNet, the project measured a probe at 0.78, one stage
-# retrained at 0.845 and everything at 0.79 (batch norms re-estimated): retraining helps up to
-# a point, and the first groups' weights change least.
-
+# fine-tuning (every group at the same rate).
+#
+# At full scale (Lite0 to digits, 20 labelled images per class, 200 test images) this lesson
+# gave: probe 0.735; one stage retrained 0.800; two 0.815; three 0.755; everything 0.720.
+# Digits are far from ImageNet, so retraining the last stages helps; retraining everything
+# on 200 images overfits and loses. The weight change is largest in the stem (0.080) and
+# falls towards the head (stage7 0.004): the reverse of "the first layers change least", as
+# the project found before (docs/transfer_depth.md). The stem is one small 3x3 convolution
+# over three channels, seeing 8x8 digits enlarged to 96x96, nothing like ImageNet's photos;
+# a relative change is large where there are few weights to share it.
 # %%
 deep = OUT / "transfer_depth"
 convzoo("experiment", "transfer-depth", *source, *target, *depth, "--out", deep)
