@@ -120,3 +120,52 @@ def test_experiment_settings_refuse_bad_values_in_one_line(capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert needle in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_an_interrupted_experiment_continues_from_its_finished_parts(tmp_path, monkeypatch,
+                                                                      capsys):
+    """Degradation with two arms stopped in its second: the rerun loads the first arm's part
+    (no training) and trains only the second; other settings would train it afresh."""
+    from convzoo.experiments import degradation
+
+    out = tmp_path / "deg"
+    argv = ["experiment", "degradation", "--family", "highway", "--data", "fake:1x8x8:64:4",
+            "--depths", "3", "--epochs", "1", "--batch-size", "32", "--out", str(out)]
+    real = degradation.train_arm
+    trained: list[str] = []
+
+    def stops_at_the_second(*args, **kw):
+        if trained:
+            raise KeyboardInterrupt
+        trained.append(args[1])
+        return real(*args, **kw)
+
+    monkeypatch.setattr(degradation, "train_arm", stops_at_the_second)
+    assert main(argv) == 130  # Ctrl-C during the second arm
+    first = out / "parts" / "plain-3.json"
+    saved = json.loads(first.read_text())
+    assert saved["settings"]["epochs"] == 1 and not (out / "parts" / "highway-3.json").exists()
+    mtime = first.stat().st_mtime_ns
+    capsys.readouterr()
+
+    trained.clear()
+    monkeypatch.setattr(degradation, "train_arm",
+                        lambda *a, **k: trained.append(a[1]) or real(*a, **k))
+    assert main(argv) == 0
+    assert trained == ["highway-3"]  # the first arm was loaded, not trained again
+    assert first.stat().st_mtime_ns == mtime
+    printed = capsys.readouterr().out
+    assert "plain-3: finished in an earlier run with these settings" in printed
+    assert "expected duration: about" in printed and "1 of 2 parts already finished" in printed
+    rows = json.loads((out / "degradation.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == ["plain-3", "highway-3"]
+
+    # other settings (a rate) do not load it: the part is computed afresh, never mixed in
+    from convzoo.experiments.parts import Parts
+
+    said: list[str] = []
+    other = Parts(out, "degradation", {**saved["settings"], "lr": 0.02}, said.append)
+    del other.settings["experiment"]
+    assert other.load("plain-3") is None and "other settings" in said[0]
+    same = {k: v for k, v in saved["settings"].items() if k != "experiment"}
+    assert Parts(out, "degradation", same, said.append).load("plain-3") == rows[0]

@@ -75,10 +75,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def cmd_transfer(args: argparse.Namespace) -> int:
     from ..data.catalog import load_dataset
-    from ..experiments.settings import from_args
+    from ..experiments.settings import from_args, resolve
     from ..experiments.transfer import TransferSettings, result_table, run_transfer
 
-    s = from_args(TransferSettings, args)
+    s = resolve(from_args(TransferSettings, args))
     data = load_dataset(s.data, s.data_dir, seed=s.seed)
     result = run_transfer(s.source, data, list(s.labels_per_class), Path(s.out),
                           weights=s.weights, epochs=s.epochs, lr=s.lr, train_last=s.train_last,
@@ -92,14 +92,14 @@ def cmd_transfer(args: argparse.Namespace) -> int:
 
 def cmd_transfer_depth(args: argparse.Namespace) -> int:
     from ..data.catalog import load_dataset
-    from ..experiments.settings import from_args
+    from ..experiments.settings import from_args, resolve
     from ..experiments.transfer_depth import (
         TransferDepthSettings,
         result_tables,
         run_transfer_depth,
     )
 
-    s = from_args(TransferDepthSettings, args)
+    s = resolve(from_args(TransferDepthSettings, args))
     datasets = [load_dataset(n, s.data_dir, seed=s.seed) for n in s.data]
     result = run_transfer_depth(s.source, datasets, Path(s.out), weights=s.weights,
                                 depths=s.depths, labels_per_class=s.labels_per_class,
@@ -116,9 +116,9 @@ def cmd_transfer_depth(args: argparse.Namespace) -> int:
 def cmd_activations(args: argparse.Namespace) -> int:
     from ..data.catalog import load_dataset
     from ..experiments.activations import ActivationsSettings, result_table, run_activations
-    from ..experiments.settings import from_args
+    from ..experiments.settings import from_args, resolve
 
-    s = from_args(ActivationsSettings, args)
+    s = resolve(from_args(ActivationsSettings, args))
     depth = s.depth if s.depth is not None else (9 if s.model == "plain_fc" else None)
     data = load_dataset(s.data, s.data_dir, seed=s.seed)
     result = run_activations(data, Path(s.out), acts=s.act, model=s.model, depth=depth,
@@ -132,9 +132,9 @@ def cmd_activations(args: argparse.Namespace) -> int:
 def cmd_degradation(args: argparse.Namespace) -> int:
     from ..data.catalog import load_dataset
     from ..experiments.degradation import DegradationSettings, result_table, run_degradation
-    from ..experiments.settings import from_args
+    from ..experiments.settings import from_args, resolve
 
-    s = from_args(DegradationSettings, args)
+    s = resolve(from_args(DegradationSettings, args))
     data = load_dataset(s.data, s.data_dir, seed=s.seed)
     result = run_degradation(data, Path(s.out), depths=s.depths, family=s.family,
                              epochs=s.epochs, lr=s.lr, batch_size=s.batch_size,

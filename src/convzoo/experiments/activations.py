@@ -24,7 +24,8 @@ from ..data.dataset import DataSet
 from ..errors import UserInputError
 from ..tables import Table
 from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
-from .settings import option
+from .parts import Parts, say_estimate, step_seconds, train_seconds
+from .settings import full_flag, option
 
 ACTIVATIONS = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu")
 
@@ -50,6 +51,10 @@ class ActivationsSettings:
     device: str = option("cpu", metavar="cpu|cuda|auto")
     seed: int = option(0, metavar="N")
     out: str = option("runs/experiment-activations", metavar="DIR")
+    full: bool = full_flag("no change: the defaults are already the whole experiment (about "
+                           "a minute on a 2-core CPU)")
+
+
 DEPTH_MODELS = ("plain_fc", "highway_fc", "plain_conv", "highway_conv")
 FC_MODELS = ("plain_fc", "highway_fc")
 INITS = ("model", "glorot", "he")
@@ -93,9 +98,9 @@ def run_activations(
 ) -> dict[str, Any]:
     from ..layers.activations import act_factory
     from ..registry import create_model, get_entry
-    from ..runtime.progress import Progress
+    from ..runtime.device import resolve_device
     from ..train.config import TrainConfig
-    from ..train.loop import fit, model_input_size
+    from ..train.loop import model_input_size
 
     get_entry(model)
     for a in acts:
@@ -103,8 +108,12 @@ def run_activations(
     args = model_args(model, data, depth)
     if init not in INITS:
         raise UserInputError(f"unknown init {init!r}; choose {', '.join(INITS)}")
-    rows: list[dict[str, Any]] = []
-    for act in acts:
+    parts = Parts(out, "activations", {
+        "model": model, "model_args": args, "data": data.name,
+        "train_images": len(data.train), "test_images": len(data.test), "epochs": epochs,
+        "lr": lr, "batch_size": batch_size, "init": init, "device": device, "seed": seed}, log)
+
+    def arm(act: str) -> tuple[torch.nn.Module, TrainConfig]:
         torch.manual_seed(seed)
         net = create_model(model, act=act, **args)
         reinit(net, init)
@@ -113,26 +122,25 @@ def run_activations(
                           schedule="constant", device=device, seed=seed, plots=False,
                           tensorboard=False, out=str(out / f"runs/{act}"), log_every=5,
                           model_args={**args, "act": act})
-        size = model_input_size(net, cfg)
-        x, y = first_batch(data, size, batch_size, seed)
-        grads = init_grad_norms(net, x, y)
-        log(f"{act}: gradient norm at the first layer at initialisation "
-            f"{grads[0]['grad_norm']:.3g}, at the last {grads[-1]['grad_norm']:.3g}")
-        fresh(out / f"runs/{act}")
-        recorder = LossRecorder(log, cfg.log_every)
-        t = time.perf_counter()
-        summary = fit(cfg, data=data, model=net, progress=Progress(enabled=False),
-                      callbacks=[recorder])
-        hist = summary["history"]
-        rows.append({
-            "act": act, "train_loss": [h["train_loss"] for h in hist],
-            "train_acc": [h["train_top1"] for h in hist],
-            "test_acc_per_epoch": [h["val_top1"] for h in hist],
-            "test_acc": summary["test"]["top1"], "final_train_loss": hist[-1]["train_loss"],
-            "grad_norm_first": grads[0]["grad_norm"], "grad_norm_last": grads[-1]["grad_norm"],
-            "grad_norms_init": grads, "step_loss": recorder.points,
-            "seconds": round(time.perf_counter() - t, 2),
-        })
+        return net, cfg
+
+    left = 0.0
+    for act in acts:
+        if not parts.done(act):
+            net, cfg = arm(act)
+            step = step_seconds(net, model_input_size(net, cfg), batch_size,
+                                resolve_device(device))
+            left += train_seconds(step, step / 3, len(data.train), len(data.test), epochs,
+                                  batch_size)
+    say_estimate(log, left, len(acts), sum(parts.done(a) for a in acts))
+    rows: list[dict[str, Any]] = []
+    for act in acts:
+        row = parts.load(act)
+        if row is None:
+            net, cfg = arm(act)
+            row = train_arm(net, act, cfg, data, batch_size, seed, log)
+            parts.save(act, row)
+        rows.append(row)
     result = {"experiment": "activations", "model": model, "model_args": args,
               "data": data.name, "train_images": len(data.train), "test_images": len(data.test),
               "epochs": epochs, "lr": lr, "momentum": 0.9, "batch_size": batch_size,
@@ -140,6 +148,33 @@ def run_activations(
     write_outputs(out, "activations", result, result_table(result))
     plot(result, out / "activations.png")
     return result
+
+
+def train_arm(net: torch.nn.Module, act: str, cfg: Any, data: DataSet, batch_size: int,
+              seed: int, log: Any) -> dict[str, Any]:
+    """One activation's net trained: its row of the result."""
+    from ..runtime.progress import Progress
+    from ..train.loop import fit, model_input_size
+
+    x, y = first_batch(data, model_input_size(net, cfg), batch_size, seed)
+    grads = init_grad_norms(net, x, y)
+    log(f"{act}: gradient norm at the first layer at initialisation "
+        f"{grads[0]['grad_norm']:.3g}, at the last {grads[-1]['grad_norm']:.3g}")
+    fresh(Path(cfg.out))
+    recorder = LossRecorder(log, cfg.log_every)
+    t = time.perf_counter()
+    summary = fit(cfg, data=data, model=net, progress=Progress(enabled=False),
+                  callbacks=[recorder])
+    hist = summary["history"]
+    return {
+        "act": act, "train_loss": [h["train_loss"] for h in hist],
+        "train_acc": [h["train_top1"] for h in hist],
+        "test_acc_per_epoch": [h["val_top1"] for h in hist],
+        "test_acc": summary["test"]["top1"], "final_train_loss": hist[-1]["train_loss"],
+        "grad_norm_first": grads[0]["grad_norm"], "grad_norm_last": grads[-1]["grad_norm"],
+        "grad_norms_init": grads, "step_loss": recorder.points,
+        "seconds": round(time.perf_counter() - t, 2),
+    }
 
 
 def result_table(result: dict[str, Any]) -> Table:

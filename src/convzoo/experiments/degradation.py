@@ -32,7 +32,8 @@ from ..data.dataset import DataSet
 from ..errors import UserInputError
 from ..tables import Table
 from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
-from .settings import option
+from .parts import Parts, say_estimate, step_seconds, train_seconds
+from .settings import full_flag, option, sized
 
 FAMILIES = ("resnet", "highway")
 PAPER_SETTING = ("the paper: CIFAR-10 (45k training images), depths 20,32,44,56, 64k iterations "
@@ -44,22 +45,23 @@ PAPER_SETTING = ("the paper: CIFAR-10 (45k training images), depths 20,32,44,56,
 class DegradationSettings:
     """`convzoo experiment degradation`'s settings (see `run_degradation`)."""
 
-    data: str = option("mnist5k", "a data set (mnist5k: 28x28 padded to the CIFAR nets' "
-                       "32x32)", metavar="NAME")
+    data: str = sized("mnist5k", "cifar10", "a data set (mnist5k: 28x28 padded to the CIFAR "
+                      "nets' 32x32)", metavar="NAME")
     data_dir: str | None = option(None, metavar="DIR")
     family: str = option("resnet", "resnet: CIFAR ResNets (6n+2 layers) vs plain twins; "
                          "highway: highway_fc vs plain_fc (layers in all)", choices=FAMILIES)
-    depths: tuple[int, ...] = option((8, 20, 56), metavar="D,D,...", minimum=1)
-    epochs: int = option(4, metavar="N", minimum=1)
+    depths: tuple[int, ...] = sized((20, 56), (20, 32, 44, 56), metavar="D,D,...", minimum=1)
+    epochs: int = sized(3, 164, metavar="N", minimum=1)
     lr: float | None = option(None, "initial rate (default: 0.1 for resnet, 0.01 for highway)",
                               metavar="X")
     batch_size: int = option(128, metavar="N", minimum=1)
-    warmup: float = option(1.0, "start at a tenth of the rate, rising to it over EPOCHS (the "
-                           "paper warmed up its 110-layer net; at short budgets a 56-layer "
-                           "ResNet needs it too; 0: none)", metavar="EPOCHS", minimum=0)
+    warmup: float = sized(1.0, 0.0, "start at a tenth of the rate, rising to it over EPOCHS "
+                          "(the paper warmed up its 110-layer net; at short budgets a 56-layer "
+                          "ResNet needs it too; 0: none)", metavar="EPOCHS", minimum=0)
     device: str = option("cpu", metavar="cpu|cuda|auto")
     seed: int = option(0, metavar="N")
     out: str = option("runs/experiment-degradation", metavar="DIR")
+    full: bool = full_flag()
 
 
 def build(family: str, depth: int, residual: bool, data: DataSet) -> tuple[nn.Module, str]:
@@ -92,13 +94,13 @@ def build(family: str, depth: int, residual: bool, data: DataSet) -> tuple[nn.Mo
 
 
 def run_degradation(
-    data: DataSet, out: Path, *, depths: tuple[int, ...] = (8, 20, 56), family: str = "resnet",
-    epochs: int = 4, lr: float | None = None, batch_size: int = 128, warmup: float = 1.0,
+    data: DataSet, out: Path, *, depths: tuple[int, ...] = (20, 56), family: str = "resnet",
+    epochs: int = 3, lr: float | None = None, batch_size: int = 128, warmup: float = 1.0,
     device: str = "cpu", seed: int = 0, log=print,
 ) -> dict[str, Any]:
-    from ..runtime.progress import Progress
+    from ..runtime.device import resolve_device
     from ..train.config import TrainConfig
-    from ..train.loop import fit, model_input_size
+    from ..train.loop import model_input_size
 
     if family not in FAMILIES:
         raise UserInputError(f"unknown family {family!r}; choose {' or '.join(FAMILIES)}")
@@ -107,41 +109,45 @@ def run_degradation(
     lr = lr if lr is not None else (0.1 if family == "resnet" else 0.01)
     for d in depths:  # every depth is checked before anything trains
         build(family, d, True, data)
+    parts = Parts(out, "degradation", {
+        "family": family, "data": data.name, "train_images": len(data.train),
+        "test_images": len(data.test), "epochs": epochs, "lr": lr, "batch_size": batch_size,
+        "warmup": warmup, "device": device, "seed": seed}, log)
+    arms = [(depth, residual) for depth in sorted(depths) for residual in (False, True)]
+
+    def config(name: str) -> TrainConfig:
+        milestones = [epochs * 0.5, epochs * 0.75] if epochs >= 2 else []
+        return TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
+                           batch_size=batch_size, momentum=0.9,
+                           weight_decay=1e-4 if family == "resnet" else 0.0,
+                           schedule="multistep" if milestones else "constant",
+                           milestones=milestones, gamma=0.1, warmup_epochs=warmup,
+                           device=device, seed=seed,
+                           plots=False, tensorboard=False, out=str(out / f"runs/{name}"),
+                           log_every=5)
+
+    left = 0.0
+    finished = 0
+    for depth, residual in arms:
+        model, name = build(family, depth, residual, data)
+        if parts.done(name):
+            finished += 1
+            continue
+        step = step_seconds(model, model_input_size(model, config(name)), batch_size,
+                            resolve_device(device))
+        left += train_seconds(step, step / 3, len(data.train), len(data.test), epochs,
+                              batch_size)
+    say_estimate(log, left, len(arms), finished)
     rows: list[dict[str, Any]] = []
-    for depth in sorted(depths):
-        for residual in (False, True):
-            torch.manual_seed(seed)
-            model, name = build(family, depth, residual, data)
-            milestones = [epochs * 0.5, epochs * 0.75] if epochs >= 2 else []
-            cfg = TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
-                              batch_size=batch_size, momentum=0.9,
-                              weight_decay=1e-4 if family == "resnet" else 0.0,
-                              schedule="multistep" if milestones else "constant",
-                              milestones=milestones, gamma=0.1, warmup_epochs=warmup,
-                              device=device, seed=seed,
-                              plots=False, tensorboard=False, out=str(out / f"runs/{name}"),
-                              log_every=5)
-            x, y = first_batch(data, model_input_size(model, cfg), batch_size, seed)
-            grads = init_grad_norms(model, x, y)
-            params = sum(p.numel() for p in model.parameters())
-            log(f"{name}: {params:,} parameters")
-            fresh(out / f"runs/{name}")
-            recorder = LossRecorder(log, cfg.log_every)
-            t = time.perf_counter()
-            summary = fit(cfg, data=data, model=model, progress=Progress(enabled=False),
-                          callbacks=[recorder])
-            hist = summary["history"]
-            rows.append({
-                "name": name, "depth": depth, "residual": residual, "params": params,
-                "train_loss": [h["train_loss"] for h in hist],
-                "train_err": [1 - h["train_top1"] for h in hist],
-                "test_err_per_epoch": [None if h["val_top1"] is None else 1 - h["val_top1"]
-                                       for h in hist],
-                "final_train_err": 1 - hist[-1]["train_top1"],
-                "test_err": 1 - summary["test"]["top1"],
-                "grad_norm_first": grads[0]["grad_norm"], "step_loss": recorder.points,
-                "seconds": round(time.perf_counter() - t, 2),
-            })
+    for depth, residual in arms:
+        torch.manual_seed(seed)
+        model, name = build(family, depth, residual, data)
+        cfg = config(name)
+        row = parts.load(name)
+        if row is None:
+            row = train_arm(model, name, depth, residual, cfg, data, batch_size, seed, log)
+            parts.save(name, row)
+        rows.append(row)
     result = {"experiment": "degradation", "family": family, "data": data.name,
               "input_size": list(model_input_size(model, cfg)),
               "train_images": len(data.train), "test_images": len(data.test),
@@ -152,6 +158,35 @@ def run_degradation(
     write_outputs(out, "degradation", result, result_table(result))
     plot(result, out / "degradation.png")
     return result
+
+
+def train_arm(model: nn.Module, name: str, depth: int, residual: bool, cfg: Any,
+              data: DataSet, batch_size: int, seed: int, log: Any) -> dict[str, Any]:
+    """One arm trained: its row of the result."""
+    from ..runtime.progress import Progress
+    from ..train.loop import fit, model_input_size
+
+    x, y = first_batch(data, model_input_size(model, cfg), batch_size, seed)
+    grads = init_grad_norms(model, x, y)
+    params = sum(p.numel() for p in model.parameters())
+    log(f"{name}: {params:,} parameters")
+    fresh(Path(cfg.out))
+    recorder = LossRecorder(log, cfg.log_every)
+    t = time.perf_counter()
+    summary = fit(cfg, data=data, model=model, progress=Progress(enabled=False),
+                  callbacks=[recorder])
+    hist = summary["history"]
+    return {
+        "name": name, "depth": depth, "residual": residual, "params": params,
+        "train_loss": [h["train_loss"] for h in hist],
+        "train_err": [1 - h["train_top1"] for h in hist],
+        "test_err_per_epoch": [None if h["val_top1"] is None else 1 - h["val_top1"]
+                               for h in hist],
+        "final_train_err": 1 - hist[-1]["train_top1"],
+        "test_err": 1 - summary["test"]["top1"],
+        "grad_norm_first": grads[0]["grad_norm"], "step_loss": recorder.points,
+        "seconds": round(time.perf_counter() - t, 2),
+    }
 
 
 def result_table(result: dict[str, Any]) -> Table:
