@@ -125,3 +125,10 @@ def test_experiment_transfer_writes_table_and_plot(capsys, tmp_path, source_run)
     assert (out / "transfer.png").stat().st_size > 1000
     assert "labels/class" in (out / "transfer.md").read_text()
     assert (out / "transfer.csv").read_text().count("\n") == 3
+    assert "expected duration: about" in text
+    # run again: the features and the four nets are loaded, not computed, and agree
+    code, text, _ = run(capsys, "experiment", "transfer", source_run, "--data", NEW_DATA,
+                        "--labels-per-class", "5,20", "--epochs", "1", "--device", "cpu",
+                        "--out", str(out))
+    assert code == 0 and text.count("finished in an earlier run with these settings") == 6
+    assert json.loads((out / "transfer.json").read_text())["rows"] == result["rows"]

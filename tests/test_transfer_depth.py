@@ -51,6 +51,14 @@ def test_one_row_per_depth_and_the_weight_changes(tmp_path):
     saved = json.loads((tmp_path / "transfer_depth.json").read_text())
     assert saved["rows"] == res["rows"]
     assert (tmp_path / "transfer_depth.md").read_text().count("|") > 10
+    # run again with fewer depths: every part is loaded, nothing trains again
+    said: list[str] = []
+    again = run_transfer_depth("lenet5_modern", [near, far], tmp_path, depths=[0],
+                               labels_per_class=6, epochs=1, batch_size=8, device="cpu",
+                               log=said.append)
+    assert sum("finished in an earlier run" in s for s in said) == 4
+    assert again["rows"] == [r for r in res["rows"] if r["depth"] != 1]
+    assert again["weight_change"] == res["weight_change"]
     with pytest.raises(UserInputError):
         run_transfer_depth("lenet5_modern", [near], tmp_path, depths=[full + 1], epochs=1,
                            device="cpu", log=lambda s: None)

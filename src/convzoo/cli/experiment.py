@@ -84,7 +84,7 @@ def cmd_transfer(args: argparse.Namespace) -> int:
                           weights=s.weights, epochs=s.epochs, lr=s.lr, train_last=s.train_last,
                           batch_size=s.batch_size, device=s.device, seed=s.seed,
                           test_limit=s.test_limit, input_size=s.input, methods=s.methods,
-                          log=emit)
+                          max_side=s.max_side, log=emit)
     emit(result_table(result).render("table"))
     emit(f"written: {s.out}/transfer.json, .csv, .md, .png")
     return 0
@@ -106,7 +106,8 @@ def cmd_transfer_depth(args: argparse.Namespace) -> int:
                                 epochs=s.epochs, lr=s.lr, lr_decay=s.lr_decay,
                                 batch_size=s.batch_size, device=s.device, seed=s.seed,
                                 input_size=s.input, test_limit=s.test_limit,
-                                recalibrate=not s.no_recalibrate_bn, log=emit)
+                                recalibrate=not s.no_recalibrate_bn, max_side=s.max_side,
+                                log=emit)
     for t in result_tables(result):
         emit(t.render("table"))
     emit(f"written: {s.out}/transfer_depth.json, .md, .png")

@@ -154,21 +154,30 @@ class Parts:
 def step_seconds(model: nn.Module, input_size: tuple[int, ...], batch: int,
                  device: Any = "cpu", train: bool = True) -> float:
     """Seconds for one forward and backward pass (`train`) or one forward pass of `batch`
-    random images through a copy of `model`, its trainable parameters as they are set: the
-    model, its batch-norm statistics and the global random generators are left untouched."""
+    random images through a copy of `model`, its trainable parameters as they are set, in the
+    precision and memory layout a training run would choose on `device`: the model, its
+    batch-norm statistics and the global random generators are left untouched."""
+    from ..runtime.device import cpu_auto_amp
+
+    device = torch.device(device)
     model = copy.deepcopy(model).to(device)
     model.train(train)
+    amp = torch.bfloat16 if device.type == "cuda" else cpu_auto_amp(model, input_size)[0]
+    layout = torch.channels_last if len(input_size) == 3 else torch.contiguous_format
+    model = model.to(memory_format=layout)
     with torch.random.fork_rng(devices=[]):
-        x = torch.randn(batch, *input_size, device=device)
+        x = torch.randn(batch, *input_size, device=device).contiguous(memory_format=layout)
         times = []
         for _ in range(2):  # the first pass pays for one-off set-up; the second is timed
             t = time.perf_counter()
-            with torch.set_grad_enabled(train):
+            with torch.set_grad_enabled(train), torch.autocast(
+                    device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
                 out = model(x)
                 logits = out if isinstance(out, torch.Tensor) else out.logits
-                if train and logits.requires_grad:
-                    logits.float().logsumexp(1).mean().backward()
-            if torch.device(device).type == "cuda":
+                loss = logits.float().logsumexp(1).mean()
+            if train and loss.requires_grad:
+                loss.backward()
+            if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
     return times[-1]

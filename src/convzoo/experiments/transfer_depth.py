@@ -47,7 +47,8 @@ from ..errors import UserInputError
 from ..sizes import Size
 from ..tables import Table
 from .common import fresh, pyplot
-from .settings import option
+from .parts import Parts, say_estimate, step_seconds, train_seconds
+from .settings import full_flag, option, sized
 
 
 @dataclass
@@ -60,25 +61,28 @@ class TransferDepthSettings:
     data: tuple[str, ...] = option((), "data sets, comma-separated (near the source's task "
                                    "first)", required=True, metavar="NEAR,FAR")
     data_dir: str | None = option(None, metavar="DIR")
-    depths: tuple[int, ...] | None = option(
-        None, "groups retrained before the head (default: 0 .. all; all is always run, the "
-        "weight changes come from it)", metavar="D,D,...")
-    labels_per_class: int | None = option(None, "train on the first K images of each class "
-                                          "(default: all)", metavar="K", minimum=1)
+    depths: tuple[int, ...] | None = sized(
+        (0, 1, 3), None, "groups retrained before the head (all: 0 .. all; all is always run, "
+        "the weight changes come from it)", metavar="D,D,...", minimum=0)
+    labels_per_class: int | None = sized(20, None, "train on the first K images of each "
+                                         "class", metavar="K", minimum=1)
     epochs: int = option(3, metavar="N", minimum=1)
     lr: float = option(0.01, metavar="X", minimum=1e-12)
     lr_decay: float = option(1.0, "rate factor per group further from the head (1: the same "
                              "rate for every retrained group)", metavar="X", minimum=1e-12)
     batch_size: int = option(32, metavar="N", minimum=1)
-    input: Size | None = option(None, "input size (default: what the weights expect)",
-                                metavar="CxHxW")
-    test_limit: int | None = option(None, "score on about N test images", metavar="N",
-                                    minimum=1)
+    input: Size | None = option(None, "input size (default: what the weights expect, at "
+                                "most --max-side)", metavar="CxHxW")
+    max_side: int | None = sized(64, None, "largest input side where --input is not given",
+                                 metavar="PIXELS", minimum=8)
+    test_limit: int | None = sized(200, None, "score on about N test images", metavar="N",
+                                   minimum=1)
     no_recalibrate_bn: bool = option(False, "score with the batch-norm statistics training "
                                      "left")
     device: str = option("auto", metavar="cpu|cuda|auto")
     seed: int = option(0, metavar="N")
     out: str = option("runs/transfer-depth", metavar="DIR")
+    full: bool = full_flag()
 
 
 def body_groups(model: nn.Module) -> list[str]:
@@ -185,7 +189,7 @@ def run_transfer_depth(
     depths: Sequence[int] | None = None, labels_per_class: int | None = None,
     epochs: int = 3, lr: float = 0.01, lr_decay: float = 1.0, batch_size: int = 32,
     device: str = "auto", seed: int = 0, input_size: tuple[int, int, int] | None = None,
-    test_limit: int | None = None, recalibrate: bool = True,
+    test_limit: int | None = None, recalibrate: bool = True, max_side: int | None = None,
     log: Callable[[str], Any] = print,
 ) -> dict[str, Any]:
     """Fine-tune `source` at every depth on every data set; write transfer_depth.json/.md/.png
@@ -198,13 +202,13 @@ def run_transfer_depth(
     the weight changes come from it. `labels_per_class` (None: all) and `test_limit` (test
     images, None: all) keep a CPU run short; `input_size` (C, H, W) overrides the source's.
     `recalibrate`: re-estimate the retrained batch norms' statistics on the training images
-    before scoring (see the module docstring)."""
+    before scoring (see the module docstring). `max_side` caps the input's side where
+    `input_size` is not given. Each depth's result is kept under `out`/parts when it finishes
+    and loaded when the experiment is run again with the same settings."""
     from ..runs.source import load_source
     from ..runtime.device import resolve_device
-    from ..runtime.progress import Progress
     from ..train.config import TrainConfig
     from ..train.finetune import input_size_for, prepare_finetune
-    from ..train.loop import fit
 
     if not datasets:
         raise UserInputError("give at least one data set")
@@ -224,8 +228,45 @@ def run_transfer_depth(
         raise UserInputError(f"depth {bad[0]} is outside 0..{full} ({name} has "
                              f"{', '.join(groups)} before its head)")
     size = input_size_for(src, input_size)
+    if input_size is None:
+        from .transfer import capped
+
+        size = capped(size, max_side)
     log(f"source: {src.description}; input {'x'.join(map(str, size))}; groups "
         f"{', '.join(groups)}")
+    parts = Parts(out, "transfer-depth", {
+        "source": src.description, "input_size": list(size), "epochs": epochs, "lr": lr,
+        "lr_decay": lr_decay, "batch_size": batch_size, "labels_per_class": labels_per_class,
+        "test_limit": test_limit, "recalibrate": recalibrate, "device": str(dev),
+        "seed": seed}, log)
+
+    def part(data: DataSet, depth: int) -> tuple[str, dict[str, Any]]:
+        return (f"{data.name}-depth{depth}",
+                {"data": data.name, "train_images": len(data.train),
+                 "test_images": len(data.test)})
+
+    with torch.random.fork_rng(devices=[]):  # the estimate draws no number the run uses
+        left = 0.0
+        todo = [(d, depth) for d in datasets for depth in chosen
+                if not parts.done(*part(d, depth))]
+        rate: dict[int, float] = {}
+        for d, depth in todo:
+            n = len(subset(d.train, labels_per_class, seed))
+            if depth not in rate:
+                mode, last = depth_plan(depth)
+                cfg = TrainConfig(model=name, data=d.name, device=str(dev), out=str(out))
+                model = prepare_finetune(src, list(d.classes), cfg, mode=mode,
+                                         train_last=last, input_size=size,
+                                         model=copy.deepcopy(src.model)).model
+                rate[depth] = step_seconds(model, size, min(batch_size, 32), dev) \
+                    / min(batch_size, 32)
+            b = min(batch_size, n)
+            tests = min(len(d.test), test_limit or len(d.test))
+            # the batch-norm re-estimation and the score: a forward pass over train and test
+            left += train_seconds(rate[depth] * b, rate[depth] * b / 3, n, tests + n, epochs,
+                                  b)
+        say_estimate(log, left, len(datasets) * len(chosen),
+                     len(datasets) * len(chosen) - len(todo))
 
     rows: list[dict[str, Any]] = []
     changes: list[dict[str, Any]] = []
@@ -238,49 +279,15 @@ def run_transfer_depth(
         small = dataclasses.replace(data, train=train, test=test)
         mean, std = src.mean or data.mean, src.std or data.std
         for depth in chosen:
-            mode, last = depth_plan(depth)
-            run_dir = out / "runs" / f"{data.name.replace(':', '_')}-depth{depth}"
-            fresh(run_dir)
-            cfg = TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
-                              batch_size=min(batch_size, len(train)), schedule="cosine",
-                              weight_decay=1e-4, momentum=0.9, device=str(dev), seed=seed,
-                              mean=list(mean), std=list(std), plots=False,
-                              tensorboard=False, out=str(run_dir), eval_every=epochs)
-            # seeded: a depth's new head does not depend on which depths ran before it
-            ft = prepare_finetune(src, list(data.classes), cfg, mode=mode, train_last=last,
-                                  lr_decay=lr_decay, input_size=size, seed=seed,
-                                  model=copy.deepcopy(src.model))
-            model, cfg = ft.model, ft.config
-            before = snapshot(model) if depth == full else None
-            t = time.perf_counter()
-            summary = fit(cfg, data=small, model=model, progress=Progress(enabled=False))
-            trained = groups[full - depth:] if depth else []
-            trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-            row = {"data": data.name, "depth": depth, "mode": mode,
-                   "groups_trained": [*trained, "head"], "trainable_params": trainable,
-                   "top1": summary["test"]["top1"], "top5": summary["test"]["top5"]}
-            norms = trained_norms(model) if recalibrate else []
-            if norms:
-                from ..data.loader import make_loader
-
-                model.to(dev)
-                recalibrate_bn(model, make_loader(
-                    train, batch_size=cfg.batch_size, train=False, device=dev,
-                    input_size=size, mean=mean, std=std, augment=None, seed=0, epoch=0), norms)
-                row["top1_stale_bn"] = row["top1"]
-                scored = _score(model, test, cfg, dev, data.num_classes)
-                row["top1"], row["top5"] = scored.top1, scored.top5
-                row["bn_recalibrated"] = len(norms)
-            row["seconds"] = round(time.perf_counter() - t, 2)
-            rows.append(row)
-            stale = (f", {row['top1_stale_bn']:.4f} before re-estimating {len(norms)} batch "
-                     "norms" if norms else "")
-            log(f"  {data.name} depth {depth}: top-1 {row['top1']:.4f}{stale} "
-                f"({trainable:,} parameters trained, {row['seconds']:.0f} s)")
-            if before is not None:
-                for c in relative_change(before, model):
-                    changes.append({"data": data.name, **c})
-
+            key, extra = part(data, depth)
+            saved = parts.load(key, extra)
+            if saved is None:
+                saved = _fine_tune(src, data, small, train, depth, full, groups, name, size,
+                                   mean, std, dev, epochs, lr, lr_decay, batch_size, seed,
+                                   recalibrate, out, log)
+                parts.save(key, saved, extra)
+            rows.append(saved["row"])
+            changes.extend(saved["changes"])
     result = {"source": src.description, "model": name, "input_size": list(size),
               "groups": groups, "depths": chosen, "epochs": epochs, "lr": lr,
               "lr_decay": lr_decay, "batch_size": batch_size,
@@ -296,6 +303,62 @@ def run_transfer_depth(
         "\n\n".join(t.render("markdown") for t in result_tables(result)) + "\n")
     plot(result, out / "transfer_depth.png")
     return result
+
+
+def _fine_tune(src: Any, data: DataSet, small: DataSet, train: ArraySplit, depth: int,
+               full: int, groups: list[str], name: str, size: tuple[int, int, int], mean: Any,
+               std: Any, dev: torch.device, epochs: int, lr: float, lr_decay: float,
+               batch_size: int, seed: int, recalibrate: bool, out: Path,
+               log: Callable[[str], Any]) -> dict[str, Any]:
+    """One depth fine-tuned on one data set: {"row": its result, "changes": the weight
+    changes per group (for the full depth; empty otherwise)}."""
+    from ..runtime.progress import Progress
+    from ..train.config import TrainConfig
+    from ..train.finetune import prepare_finetune
+    from ..train.loop import fit
+
+    test = small.test
+    mode, last = depth_plan(depth)
+    run_dir = out / "runs" / f"{data.name.replace(':', '_')}-depth{depth}"
+    fresh(run_dir)
+    cfg = TrainConfig(model=name, data=data.name, epochs=epochs, lr=lr,
+                      batch_size=min(batch_size, len(train)), schedule="cosine",
+                      weight_decay=1e-4, momentum=0.9, device=str(dev), seed=seed,
+                      mean=list(mean), std=list(std), plots=False,
+                      tensorboard=False, out=str(run_dir), eval_every=epochs)
+    # seeded: a depth's new head does not depend on which depths ran before it
+    ft = prepare_finetune(src, list(data.classes), cfg, mode=mode, train_last=last,
+                          lr_decay=lr_decay, input_size=size, seed=seed,
+                          model=copy.deepcopy(src.model))
+    model, cfg = ft.model, ft.config
+    before = snapshot(model) if depth == full else None
+    t = time.perf_counter()
+    summary = fit(cfg, data=small, model=model, progress=Progress(enabled=False))
+    trained = groups[full - depth:] if depth else []
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    row = {"data": data.name, "depth": depth, "mode": mode,
+           "groups_trained": [*trained, "head"], "trainable_params": trainable,
+           "top1": summary["test"]["top1"], "top5": summary["test"]["top5"]}
+    norms = trained_norms(model) if recalibrate else []
+    if norms:
+        from ..data.loader import make_loader
+
+        model.to(dev)
+        recalibrate_bn(model, make_loader(
+            train, batch_size=cfg.batch_size, train=False, device=dev,
+            input_size=size, mean=mean, std=std, augment=None, seed=0, epoch=0), norms)
+        row["top1_stale_bn"] = row["top1"]
+        scored = _score(model, test, cfg, dev, data.num_classes)
+        row["top1"], row["top5"] = scored.top1, scored.top5
+        row["bn_recalibrated"] = len(norms)
+    row["seconds"] = round(time.perf_counter() - t, 2)
+    stale = (f", {row['top1_stale_bn']:.4f} before re-estimating {len(norms)} batch "
+             "norms" if norms else "")
+    log(f"  {data.name} depth {depth}: top-1 {row['top1']:.4f}{stale} "
+        f"({trainable:,} parameters trained, {row['seconds']:.0f} s)")
+    changes = [] if before is None else [{"data": data.name, **c}
+                                         for c in relative_change(before, model)]
+    return {"row": row, "changes": changes}
 
 
 def result_tables(result: dict[str, Any]) -> list[Table]:
