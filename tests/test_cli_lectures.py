@@ -126,7 +126,7 @@ def test_viz_top_patches(capsys, runs, tmp_path):
     stage1 = next(n for n, m in src.model.named_modules()
                   if m is src.model.group_modules()["stage1"])
     assert side["receptive_field"] == list(rows[stage1].rf)
-    assert "receptive field" in out
+    assert "receptive field" in out and "all 19 test images" in out
 
     code, _, err = run(capsys, "viz", "top-patches", runs["a"], "--layer", "stage9",
                        "--out", str(png), "--device", "cpu")

@@ -84,7 +84,15 @@ def test_first_row_is_real_not_copied(paper_rows: dict) -> None:
     conv1 = paper_rows["conv1"]
     assert conv1["params"] == f"{7 * 7 * 3 * 64 / 1024:.1f}K"  # 9,408 weights
     assert conv1["ops"] == f"{7 * 7 * 3 * 64 * 112 * 112 / 1e6:.0f}M"  # 118M
-    assert conv1["paper params"] == "2.7K" and conv1["paper ops"] == "34M"
+    assert conv1["paper params/ops"] == "2.7K/34M"
+
+
+def test_the_paper_table_fits_a_100_column_terminal() -> None:
+    table = paper_table(convzoo.create_model("googlenet"), convzoo.summary("googlenet"))
+    text = table.render("table")
+    grid = text.split("\n  ")[0]  # the notes below wrap where the terminal does
+    assert max(len(line.rstrip()) for line in grid.splitlines()) <= 100
+    assert "3x3r" in grid and "#3x3 reduce (3x3r)" in text
 
 
 def test_k_is_1024(paper_rows: dict) -> None:
@@ -101,8 +109,8 @@ def test_cli_paper_table_json(capsys: pytest.CaptureFixture) -> None:
     assert main(["summary", "googlenet", "--convention", "paper", "--format", "json"]) == 0
     data = json.loads(capsys.readouterr().out)
     rows = {r["type"]: r for r in data["rows"]}
-    assert rows["inception (3a)"]["#1x1"] == 64 and rows["inception (3a)"]["ops"] == "128M"
-    assert rows["inception (5b)"]["output size"] == "7x7x1024"
+    assert rows["inception (3a)"]["1x1"] == 64 and rows["inception (3a)"]["ops"] == "128M"
+    assert rows["inception (5b)"]["output"] == "7x7x1024"
     assert any("9,408" in n for n in data["notes"])
 
 

@@ -63,8 +63,11 @@ def test_activation_maps_of_a_tiny_model(tmp_path, photo, capsys):
                  "--channels", "8", "--out", str(out)]) == 0
     img, size = pixels(out)
     # stage2 of a 32x32 input: 32 maps of 16x16, enlarged 4x to 64 px; 8 of them in a 3x3 grid
-    assert size == (3 * 64 + 4, 3 * 64 + 4)
-    assert img[1:65, 1:65].float().std() > 5
+    # under two title lines (32 px), each tile over its channel's number (14 px); the picture
+    # is as wide as its title
+    assert size[1] == 32 + 3 * 64 + 4 + 3 * 14 and size[0] >= 3 * 64 + 4
+    assert img[33:97, 1:65].float().std() > 5
+    assert img[2:30, :].float().std() > 5  # the title is drawn
     assert "8 of 32 channels at stage2" in capsys.readouterr().out
 
 

@@ -29,6 +29,7 @@ class Table:
     notes: list[str] = field(default_factory=list)
     totals: list[Any] | None = None
     align_right: set[int] = field(default_factory=set)
+    compact: bool = False  # the terminal rendering without vertical rules, for wide tables
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"title": self.title,
@@ -61,10 +62,13 @@ class Table:
 
 
 def _render_rich(t: Table) -> str:
+    from rich import box
     from rich.console import Console
     from rich.table import Table as RichTable
 
-    rt = RichTable(title=t.title, show_footer=t.totals is not None, title_justify="left")
+    rt = RichTable(title=t.title, show_footer=t.totals is not None, title_justify="left",
+                   **({"box": box.SIMPLE_HEAD, "show_edge": False, "padding": (0, 0)}
+                      if t.compact else {}))
     for i, c in enumerate(t.columns):
         footer = "" if t.totals is None else cell(t.totals[i])
         rt.add_column(c, justify="right" if i in t.align_right else "left", footer=footer)

@@ -265,6 +265,7 @@ def cmd_top_patches(args: argparse.Namespace) -> int:
         raise UserInputError("which images? add --data NAME (a model name brings none)")
     ds = load_dataset(name, args.data_dir, seed=src.info.setting("seed", 0))
     split = ds.test if args.split == "test" else ds.train
+    available = len(split)
     if args.limit and len(split) > args.limit:
         split = (ArraySplit(split.images[:args.limit].contiguous(), split.labels[:args.limit])
                  if isinstance(split, ArraySplit) else FolderSplit(split.samples[:args.limit]))
@@ -280,7 +281,11 @@ def cmd_top_patches(args: argparse.Namespace) -> int:
     side = Path(args.out).with_suffix(".json")
     side.write_text(json.dumps(meta, indent=2) + "\n")
     f = res.field
+    other = "train" if args.split == "test" else "test"
+    scanned = (f"all {res.scanned:,} {args.split} images" if res.scanned >= available else
+               f"{res.scanned:,} of the {available:,} {args.split} images (--limit)")
     emit(f"{args.out}: {len(res.filters)} filters of {res.layer} x top {res.values.shape[1]} "
-         f"patches over {res.scanned:,} images of {ds.name}; receptive field "
+         f"patches over {scanned} of {ds.name} (--split {other} for the {other} images); "
+         f"receptive field "
          f"{f.size[0]}x{f.size[1]}, jump {f.jump[0]:g}; {w}x{h} pixels; details in {side}")
     return 0

@@ -160,7 +160,13 @@ def plot_confusion(confusion: Any, names: list[str], path: Path, title: str = ""
                                 color="white" if v > 0.5 else "black")
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or "confusion matrix (fraction of each true class)")
+    # wrapped to the figure's width: a long data name (imagefolder:/a/long/path) would be cut
+    # off at the edges; about 9 characters of an 11-point title fit an inch, with margins
+    import textwrap
+
+    ax.set_title(textwrap.fill(title or "confusion matrix (fraction of each true class)",
+                               width=max(24, int(side * 9)), break_long_words=True,
+                               break_on_hyphens=False), fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

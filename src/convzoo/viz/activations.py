@@ -90,6 +90,11 @@ def draw_activations(model: nn.Module, image: str | Path, out: str | Path,
                         torch.zeros_like(shown))  # a silent channel is black
     h = maps.shape[1]
     scale = scale or max(1, -(-MIN_TILE // h))
-    size = save_grid(tiles[:, None], out, scale=scale)
+    name = getattr(model, "model_name", type(model).__name__)
+    title = [f"{name}, {layer}: channels 0-{k - 1} of {maps.shape[0]} "
+             f"({maps.shape[1]}x{maps.shape[2]}) for {Path(image).name}",
+             "each map scaled to its own range: black its lowest value, white its highest"]
+    size = save_grid(tiles[:, None], out, scale=scale, title=title,
+                     labels=[f"{c}" for c in range(k)])
     return ActivationPicture(layer, tuple(maps.shape), k, size, float(maps.mean()),
                              float((maps == 0).float().mean()), Path(out))

@@ -28,8 +28,9 @@ def _k(x: float) -> str:
 def googlenet_table(model: GoogLeNet, profile: Profile) -> Table:
     """Table 1 row by row from the real profile: weights / 1024 and MACs / 10^6 per row."""
     b = profile.batch_size
-    cols = ["type", "patch size/stride", "output size", "depth", "#1x1", "#3x3 reduce", "#3x3",
-            "#5x5 reduce", "#5x5", "pool proj", "params", "ops", "paper params", "paper ops"]
+    # Table 1's columns, named shorter so the table fits a 100-column terminal (see the notes)
+    cols = ["type", "patch", "output", "depth", "1x1", "3x3r", "3x3", "5x5r", "5x5", "pool",
+            "params", "ops", "paper params/ops"]
     rows: list[list] = []
 
     def add(kind: str, patch: str, prefixes: tuple[str, ...], depth: int, filters: tuple,
@@ -39,7 +40,7 @@ def googlenet_table(model: GoogLeNet, profile: Profile) -> Table:
             shape = (*shape[:1], channels, *shape[2:])
         fig = PAPER_FIGURES.get(key) if key else None
         ours = [f"{_k(w / 1024)}K", f"{macs / b / 1e6:.0f}M"] if depth else ["", ""]
-        paper = [f"{fig.params_k:g}K", f"{fig.ops_m:g}M"] if fig else ["", ""]
+        paper = [f"{fig.params_k:g}K/{fig.ops_m:g}M"] if fig else [""]
         cells = [("" if f is None else f) for f in filters]
         rows.append([kind, patch, _size(shape), depth, *cells, *ours, *paper])
 
@@ -67,11 +68,13 @@ def googlenet_table(model: GoogLeNet, profile: Profile) -> Table:
         else "dropout (none)", "", ("head.drop", "head.pre"), 0, none6, None)
     if model.num_classes > 0:
         add("linear", "", ("head.fc",), 1, none6, "linear")
-        rows.append(["softmax", "", f"1x1x{model.num_classes}", 0, *[""] * 10])
+        rows.append(["softmax", "", f"1x1x{model.num_classes}", 0, *[""] * 9])
     notes = [
+        "Table 1's columns: patch size/stride, output size, depth, #1x1, #3x3 reduce (3x3r), "
+        "#3x3, #5x5 reduce (5x5r), #5x5, pool proj (pool)",
         "params: weights without biases in units of 1024 (1K = 1024 fits the paper's column "
         "best); ops: multiply-accumulates in millions, per image",
-        "paper params / paper ops: Table 1 as printed. Its conv 7x7/2 row (2.7K / 34M) "
+        "paper params/ops: Table 1 as printed. Its conv 7x7/2 row (2.7K / 34M) "
         "disagrees with 7*7*3*64 = 9,408 weights and 118M MACs at 112x112; its params for "
         "4a, 4c, 4d, 4e, 5b and its 5a row (1072K / 54M, which fit 928 input channels, not "
         "832) disagree with its own filter columns: the real numbers are shown",
@@ -84,4 +87,4 @@ def googlenet_table(model: GoogLeNet, profile: Profile) -> Table:
     ]
     size = "x".join(map(str, profile.input_size))
     return Table(f"{profile.model} at {size}: Table 1 of Szegedy et al. 2014 (paper's "
-                 "convention)", cols, rows, notes, align_right=set(range(3, 14)))
+                 "convention)", cols, rows, notes, align_right=set(range(3, 13)), compact=True)
