@@ -19,7 +19,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     from ..experiments.transfer import TransferSettings
     from ..experiments.transfer_depth import TransferDepthSettings
 
-    p = sub.add_parser("experiment", help="the lectures' experiments")
+    p = sub.add_parser("experiment", help="the lectures' experiments", description=textwrap.fill(
+        "The lectures' experiments, sized by default to finish in minutes on a 2-core CPU "
+        "(--full: the paper-sized run). Each prints its expected duration before it starts, "
+        "saves every finished part under --out DIR/parts with the settings that produced it, "
+        "and when run again with the same settings continues from them.", 79))
     kinds = p.add_subparsers(dest="experiment", metavar="NAME", required=True)
     q = kinds.add_parser(
         "transfer", help="pretrained vs random features, fine-tuning vs scratch",
@@ -63,8 +67,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         description=textwrap.fill(
             "Plain and residual networks of each depth trained with the same budget; records "
             "training loss and error per epoch. The defaults finish in a few minutes on a "
-            f"2-core CPU; {PAPER_SETTING} (--data cifar10 --depths 20,32,44,56 --epochs 164 "
-            "--warmup 0: 64k iterations on the 50k images).", 79),
+            f"2-core CPU; --full is {PAPER_SETTING} (--data cifar10 --depths 20,32,44,56 "
+            "--epochs 164 --warmup 0: 64k iterations on the 50k images).", 79),
         **formatter("examples:\n  convzoo experiment degradation --data mnist5k "
                     "--depths 8,20,56 --epochs 4\n"
                     "  convzoo experiment degradation --family highway --data mnist5k "
