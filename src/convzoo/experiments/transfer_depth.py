@@ -207,8 +207,7 @@ def run_transfer_depth(
     and loaded when the experiment is run again with the same settings."""
     from ..runs.source import load_source
     from ..runtime.device import resolve_device
-    from ..train.config import TrainConfig
-    from ..train.finetune import input_size_for, prepare_finetune
+    from ..train.finetune import input_size_for
 
     if not datasets:
         raise UserInputError("give at least one data set")
@@ -249,22 +248,20 @@ def run_transfer_depth(
         left = 0.0
         todo = [(d, depth) for d in datasets for depth in chosen
                 if not parts.done(*part(d, depth))]
-        rate: dict[int, float] = {}
+        # two timed passes: forward only (the probe's frozen body) and a whole training step;
+        # a depth in between costs in proportion to the groups it retrains
+        rate: dict[str, float] = {}
+        if todo:
+            b = min(batch_size, 32)
+            rate = {"forward": step_seconds(src.model, size, b, dev, train=False) / b,
+                    "full": step_seconds(src.model, size, b, dev) / b}
         for d, depth in todo:
             n = len(subset(d.train, labels_per_class, seed))
-            if depth not in rate:
-                mode, last = depth_plan(depth)
-                cfg = TrainConfig(model=name, data=d.name, device=str(dev), out=str(out))
-                model = prepare_finetune(src, list(d.classes), cfg, mode=mode,
-                                         train_last=last, input_size=size,
-                                         model=copy.deepcopy(src.model)).model
-                rate[depth] = step_seconds(model, size, min(batch_size, 32), dev) \
-                    / min(batch_size, 32)
+            per_image = rate["forward"] + (rate["full"] - rate["forward"]) * depth / full
             b = min(batch_size, n)
             tests = min(len(d.test), test_limit or len(d.test))
             # the batch-norm re-estimation and the score: a forward pass over train and test
-            left += train_seconds(rate[depth] * b, rate[depth] * b / 3, n, tests + n, epochs,
-                                  b)
+            left += train_seconds(per_image * b, rate["forward"] * b, n, tests + n, epochs, b)
         say_estimate(log, left, len(datasets) * len(chosen),
                      len(datasets) * len(chosen) - len(todo))
 
