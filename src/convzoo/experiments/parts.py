@@ -20,6 +20,7 @@ import hashlib
 import json
 import math
 import os
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -167,8 +168,11 @@ def step_seconds(model: nn.Module, input_size: tuple[int, ...], batch: int,
     model = model.to(memory_format=layout)
     with torch.random.fork_rng(devices=[]):
         x = torch.randn(batch, *input_size, device=device).contiguous(memory_format=layout)
-        times = []
-        for _ in range(2):  # the first pass pays for one-off set-up; the second is timed
+        times: list[float] = []
+        # the first pass pays for one-off set-up and is not counted; then passes until a
+        # quarter of a second is spent (at most 5), their median: one pass of a small net
+        # takes milliseconds, and a single one can catch a busy CPU's pause
+        while len(times) < 2 or (sum(times[1:]) < 0.25 and len(times) < 6):
             t = time.perf_counter()
             with torch.set_grad_enabled(train), torch.autocast(
                     device.type, dtype=amp or torch.bfloat16, enabled=amp is not None):
@@ -180,7 +184,7 @@ def step_seconds(model: nn.Module, input_size: tuple[int, ...], batch: int,
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
-    return times[-1]
+    return statistics.median(times[1:])
 
 
 START_SECONDS = 1.5  # a run's set-up and files: its directory, checkpoints, summary
