@@ -36,6 +36,20 @@ def digest(settings: dict[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def source_stamp(src: Any) -> dict[str, Any]:
+    """What identifies a source model's weights: its description, and for a training run the
+    checkpoint's path, size and time, so a run trained again in the same place is not taken
+    for the one the saved parts came from."""
+    stamp: dict[str, Any] = {"source": src.description}
+    ckpt = getattr(src, "checkpoint", None)
+    path = getattr(ckpt, "path", None)
+    if path is not None:
+        path = Path(path)
+        files = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+        stamp["checkpoint"] = [[str(f), f.stat().st_size, f.stat().st_mtime_ns] for f in files]
+    return stamp
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
@@ -212,4 +226,4 @@ def say_estimate(log: Callable[[str], Any], seconds: float, parts: int, finished
         "net on this machine; a busy CPU takes longer)")
 
 
-__all__ = ["Parts", "digest", "say_estimate", "step_seconds", "train_seconds"]
+__all__ = ["Parts", "digest", "source_stamp", "say_estimate", "step_seconds", "train_seconds"]

@@ -25,7 +25,7 @@ from ..data.dataset import ArraySplit, DataSet
 from ..errors import UserInputError
 from ..sizes import Size
 from ..tables import Table
-from .parts import Parts, say_estimate, step_seconds, train_seconds
+from .parts import Parts, say_estimate, source_stamp, step_seconds, train_seconds
 from .settings import full_flag, option, sized
 
 METHODS = ("probe_pretrained", "probe_random", "partial", "scratch")
@@ -127,7 +127,7 @@ def run_transfer(
     log(f"source: {src.description}; input {'x'.join(map(str, size))}; "
         f"{len(test)} test images")
     parts = Parts(out, "transfer", {
-        "source": src.description, "data": data.name, "train_images": len(data.train),
+        **source_stamp(src), "data": data.name, "train_images": len(data.train),
         "test_images": len(test), "input_size": list(size), "epochs": epochs, "lr": lr,
         "train_last": train_last, "batch_size": batch_size, "device": str(dev),
         "seed": seed}, log)

@@ -47,7 +47,7 @@ from ..errors import UserInputError
 from ..sizes import Size
 from ..tables import Table
 from .common import fresh, pyplot
-from .parts import Parts, say_estimate, step_seconds, train_seconds
+from .parts import Parts, say_estimate, source_stamp, step_seconds, train_seconds
 from .settings import full_flag, option, sized
 
 
@@ -234,7 +234,7 @@ def run_transfer_depth(
     log(f"source: {src.description}; input {'x'.join(map(str, size))}; groups "
         f"{', '.join(groups)}")
     parts = Parts(out, "transfer-depth", {
-        "source": src.description, "input_size": list(size), "epochs": epochs, "lr": lr,
+        **source_stamp(src), "input_size": list(size), "epochs": epochs, "lr": lr,
         "lr_decay": lr_decay, "batch_size": batch_size, "labels_per_class": labels_per_class,
         "test_limit": test_limit, "recalibrate": recalibrate, "device": str(dev),
         "seed": seed}, log)
