@@ -180,6 +180,10 @@ def step_seconds(model: nn.Module, input_size: tuple[int, ...], batch: int,
     amp = torch.bfloat16 if device.type == "cuda" else cpu_auto_amp(model, input_size)[0]
     layout = torch.channels_last if len(input_size) == 3 else torch.contiguous_format
     model = model.to(memory_format=layout)
+    if device.type == "cpu" and len(input_size) == 3:
+        from ..runtime.cpu_kernels import apply_cpu_kernels
+
+        apply_cpu_kernels(model, tuple(input_size), train)  # the layers a CPU run swaps in
     with torch.random.fork_rng(devices=[]):
         x = torch.randn(batch, *input_size, device=device).contiguous(memory_format=layout)
         times: list[float] = []
