@@ -8,8 +8,9 @@ from pathlib import Path
 import convzoo
 
 PACKAGE = Path(convzoo.__file__).parent
-# The command line itself, and the `python -m convzoo` entry point that starts it.
-ALLOWED = ("cli/", "__main__.py")
+# The command line itself, the `python -m convzoo` entry point that starts it, and the lessons'
+# helper, which runs commands as a student types them.
+ALLOWED = ("cli/", "__main__.py", "lesson.py")
 
 
 def _modules() -> list[Path]:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -89,8 +90,8 @@ def _flag(f: dataclasses.Field) -> Flag:
 def _kind(hint: Any) -> tuple[str, Any]:
     """('switch' | 'list' | 'size' | 'value', the element type)."""
     args = [a for a in typing.get_args(hint) if a is not type(None)]
-    base = args[0] if typing.get_origin(hint) in (typing.Union, __import__("types").UnionType) \
-        and len(args) == 1 else hint
+    optional = typing.get_origin(hint) in (typing.Union, types.UnionType) and len(args) == 1
+    base = args[0] if optional else hint
     if base is bool:
         return "switch", bool
     if base is Size or (typing.get_origin(base) is tuple and typing.get_args(base)

@@ -73,7 +73,7 @@ class TrainConfig:
     # schedule
     schedule: str = "constant"  # constant | step | multistep | plateau | cosine | onecycle
     schedule_unit: str = "epoch"  # unit of step_size / milestones: epoch | step
-    step_size: float = 30
+    step_size: float = 30.0
     milestones: list[float] = field(default_factory=list)
     gamma: float = 0.1
     patience: int = 5  # plateau: epochs without improvement before dividing
