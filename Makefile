@@ -36,7 +36,8 @@ run: $(VENV)/.installed
 	fi
 	$(BIN)/python -m convzoo.demo
 
-# The report test opens a run's HTML page in headless Chromium; as root, `make test` installs
+# The tests run on every core (pytest-xdist), a file's tests on one worker so its module
+# fixtures are built once. The report test opens a run's HTML page in headless Chromium; as root, `make test` installs
 # Debian's chromium when it is missing (a failure is fine: that one test then says it skipped).
 test: $(VENV)/.installed-dev
 	@if ! command -v chromium >/dev/null && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -46,7 +47,7 @@ test: $(VENV)/.installed-dev
 		echo "could not install chromium: the browser test will be skipped"; \
 	fi
 	$(BIN)/ruff check src tests benchmarks lessons
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check src tests benchmarks lessons
