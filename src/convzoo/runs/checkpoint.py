@@ -169,15 +169,21 @@ def save_checkpoint(path: str | Path, *, model: torch.nn.Module, meta: dict[str,
            "files": {k: name for k, (name, _) in blobs.items()},
            "sha256": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.values()},
            "versions": versions(), "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    text = seal_meta(doc)
+    return _write_dir(path, list(blobs.values()), seal_meta(doc))
+
+
+def _write_dir(path: Path, files: list[tuple[str, bytes]], meta_bytes: bytes) -> Path:
+    """Write a checkpoint directory at `path` as every save does: its files into a temporary
+    directory beside it, checkpoint.json last (a directory with it is complete), fsynced, then
+    swapped into place (see the module's docstring); a failure removes the partial copy."""
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         clean_leftovers(path.parent)
         tmp.mkdir()
-        for name, data in blobs.values():
+        for name, data in files:
             _write_bytes(tmp / name, data)
-        _write_bytes(tmp / META, text)  # last: a directory with its META is complete
+        _write_bytes(tmp / META, meta_bytes)
         _fsync_dir(tmp)
         _swap_in(tmp, path)
     except OSError as e:
@@ -208,19 +214,8 @@ def copy_checkpoint(src: str | Path, dst: str | Path) -> Path:
     against `src`'s digests as it is read (a damaged `src` is refused, not copied)."""
     src, dst = Path(src), Path(dst)
     snap = _read_again_while_moving(lambda _: _snapshot(src, None), src)
-    tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    try:
-        clean_leftovers(dst.parent)
-        tmp.mkdir(parents=True)
-        for key, name in snap.meta["files"].items():
-            _write_bytes(tmp / name, snap.raw[key])
-        _write_bytes(tmp / META, snap.meta_bytes)  # last, as a save writes it
-        _fsync_dir(tmp)
-        _swap_in(tmp, dst)
-    except OSError as e:
-        _remove(tmp)
-        raise _disk_error(e, dst) from None
-    return dst
+    return _write_dir(dst, [(name, snap.raw[key]) for key, name in snap.meta["files"].items()],
+                      snap.meta_bytes)
 
 
 # ---- reading -------------------------------------------------------------------------------
