@@ -13,7 +13,6 @@ paper's shallowest plain net): deep enough for the effect, small enough for a CP
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,7 +22,7 @@ import torch
 from ..data.dataset import DataSet
 from ..errors import UserInputError
 from ..tables import Table
-from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
+from .common import first_batch, fit_quietly, init_grad_norms, pyplot, write_outputs
 from .parts import Parts, say_estimate, step_seconds, train_seconds
 from .settings import full_flag, option
 
@@ -153,18 +152,13 @@ def run_activations(
 def train_arm(net: torch.nn.Module, act: str, cfg: Any, data: DataSet, batch_size: int,
               seed: int, log: Any) -> dict[str, Any]:
     """One activation's net trained: its row of the result."""
-    from ..runtime.progress import Progress
-    from ..train.loop import fit, model_input_size
+    from ..train.loop import model_input_size
 
     x, y = first_batch(data, model_input_size(net, cfg), batch_size, seed)
     grads = init_grad_norms(net, x, y)
     log(f"{act}: gradient norm at the first layer at initialisation "
         f"{grads[0]['grad_norm']:.3g}, at the last {grads[-1]['grad_norm']:.3g}")
-    fresh(Path(cfg.out))
-    recorder = LossRecorder(log, cfg.log_every)
-    t = time.perf_counter()
-    summary = fit(cfg, data=data, model=net, progress=Progress(enabled=False),
-                  callbacks=[recorder])
+    summary, recorder, seconds = fit_quietly(cfg, data, net, log)
     hist = summary["history"]
     return {
         "act": act, "train_loss": [h["train_loss"] for h in hist],
@@ -173,7 +167,7 @@ def train_arm(net: torch.nn.Module, act: str, cfg: Any, data: DataSet, batch_siz
         "test_acc": summary["test"]["top1"], "final_train_loss": hist[-1]["train_loss"],
         "grad_norm_first": grads[0]["grad_norm"], "grad_norm_last": grads[-1]["grad_norm"],
         "grad_norms_init": grads, "step_loss": recorder.points,
-        "seconds": round(time.perf_counter() - t, 2),
+        "seconds": seconds,
     }
 
 

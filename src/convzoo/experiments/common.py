@@ -34,6 +34,23 @@ class LossRecorder:
                       f"{row['train_top1']:.4f}{val}")
 
 
+def fit_quietly(cfg: Any, data: Any, model: nn.Module, log=None) -> tuple[dict[str, Any],
+                                                                         LossRecorder, float]:
+    """One arm of an experiment trained quietly from a fresh run directory: (fit's summary,
+    the losses it recorded, its seconds)."""
+    import time
+
+    from ..runtime.progress import Progress
+    from ..train.loop import fit
+
+    fresh(Path(cfg.out))
+    recorder = LossRecorder(log, cfg.log_every)
+    t = time.perf_counter()
+    summary = fit(cfg, data=data, model=model, progress=Progress(enabled=False),
+                  callbacks=[recorder])
+    return summary, recorder, round(time.perf_counter() - t, 2)
+
+
 def parse_list(text: str, what: str, kind: type = str) -> list:
     items = [t.strip() for t in text.split(",") if t.strip()]
     if not items:

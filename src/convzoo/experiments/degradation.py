@@ -20,7 +20,6 @@ the same reason, and had some 32k steps at 0.1 for the rest to recover).
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +30,7 @@ from torch import nn
 from ..data.dataset import DataSet
 from ..errors import UserInputError
 from ..tables import Table
-from .common import LossRecorder, first_batch, fresh, init_grad_norms, pyplot, write_outputs
+from .common import first_batch, fit_quietly, init_grad_norms, pyplot, write_outputs
 from .parts import Parts, say_estimate, step_seconds, train_seconds
 from .settings import full_flag, option, sized
 
@@ -163,18 +162,13 @@ def run_degradation(
 def train_arm(model: nn.Module, name: str, depth: int, residual: bool, cfg: Any,
               data: DataSet, batch_size: int, seed: int, log: Any) -> dict[str, Any]:
     """One arm trained: its row of the result."""
-    from ..runtime.progress import Progress
-    from ..train.loop import fit, model_input_size
+    from ..train.loop import model_input_size
 
     x, y = first_batch(data, model_input_size(model, cfg), batch_size, seed)
     grads = init_grad_norms(model, x, y)
     params = sum(p.numel() for p in model.parameters())
     log(f"{name}: {params:,} parameters")
-    fresh(Path(cfg.out))
-    recorder = LossRecorder(log, cfg.log_every)
-    t = time.perf_counter()
-    summary = fit(cfg, data=data, model=model, progress=Progress(enabled=False),
-                  callbacks=[recorder])
+    summary, recorder, seconds = fit_quietly(cfg, data, model, log)
     hist = summary["history"]
     return {
         "name": name, "depth": depth, "residual": residual, "params": params,
@@ -185,7 +179,7 @@ def train_arm(model: nn.Module, name: str, depth: int, residual: bool, cfg: Any,
         "final_train_err": 1 - hist[-1]["train_top1"],
         "test_err": 1 - summary["test"]["top1"],
         "grad_norm_first": grads[0]["grad_norm"], "step_loss": recorder.points,
-        "seconds": round(time.perf_counter() - t, 2),
+        "seconds": seconds,
     }
 
 
