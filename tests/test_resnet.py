@@ -174,6 +174,9 @@ def test_file_with_1000_class_head_into_10_class_model(tmp_path, suffix: str) ->
     full = convzoo.create_model("resnet18", weights=str(path))
     torch.testing.assert_close(full.head.fc.weight, sd["fc.weight"])
     assert full.class_names == imagenet_class_names()
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # read here without importing
+
+    assert imagenet_class_names() == list(_IMAGENET_CATEGORIES)
 
 
 def test_torchvision_hub_reaches_torchvision(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -38,11 +38,34 @@ def model_page(r: CompareRow, out: Path, fields: tuple[Profile, RFTrace] | None 
     body = [f"<p>{cite}</p>",
             f"<p>{r.params:,} parameters, {r.macs:,} MACs at {r.input}, depth {r.depth}; "
             f"published ImageNet accuracy: {acc}</p>",
-            _defaults(r.model), "<h2>Drawings</h2>", *figs,
+            _defaults(r.model), _filters(r.model, out), "<h2>Drawings</h2>", *figs,
             "<h2>Layers, with receptive fields</h2>",
             html_table(profile_table(prof, trace)),
             "<h2>The paper's table</h2>", html_table(paper_table(flow.model, flow.profile))]
     return page(r.model, "\n".join(body), 1)
+
+
+def _filters(name: str, out: Path) -> str:
+    """The first layer's filters drawn from the model's ImageNet weights where convzoo has them
+    by name (the EfficientNet-Lites, from pip packages), as `convzoo viz filters` draws them;
+    where those packages are missing, one line saying how to get them; '' for other models."""
+    from ..errors import UserInputError
+    from ..registry import create_model, get_entry
+    from ..viz.filters import draw_filters
+
+    if "imagenet" not in get_entry(name).pretrained:
+        return ""
+    head = "<h2>First-layer filters (ImageNet weights)</h2>"
+    cmd = (f"<pre>convzoo viz filters {escape(name)} --weights imagenet --out filters.png"
+           "</pre>")
+    try:
+        model = create_model(name, weights="imagenet")
+    except UserInputError as e:  # the weights package is not installed: say how to get it
+        return f'{head}<p class="note">Not drawn: {escape(str(e))}.</p>{cmd}'
+    file = f"{name}_filters.png"
+    pic = draw_filters(model, out / "figures" / file)
+    return (f'{head}<img class="fig" src="../figures/{file}" alt="the {pic.shown} filters of '
+            f'{escape(name)} {escape(pic.layer)}">{cmd}')
 
 
 def _defaults(name: str) -> str:

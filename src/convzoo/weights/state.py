@@ -150,7 +150,26 @@ def load_state(model: nn.Module, sd: dict[str, torch.Tensor], what: str) -> Load
 
 
 def imagenet_class_names() -> list[str]:
-    """The 1000 ImageNet-1k class names, as torchvision ships them (no network needed)."""
-    from torchvision.models._meta import _IMAGENET_CATEGORIES
+    """The 1000 ImageNet-1k class names, as torchvision ships them (no network needed).
+
+    Read from torchvision's source file as a literal rather than imported: importing
+    torchvision imports its models, ops and torch._dynamo, seconds that loading EfficientNet-
+    Lite's weights (the atlas's filter figures, `viz filters`) would otherwise pay for names."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")  # finds, does not import
+    for folder in (spec.submodule_search_locations or []) if spec else []:
+        try:
+            tree = ast.parse((Path(folder) / "models" / "_meta.py").read_text(encoding="utf-8"))
+        except (OSError, SyntaxError):
+            continue
+        for node in tree.body:
+            if isinstance(node, ast.Assign) and any(
+                    getattr(t, "id", None) == "_IMAGENET_CATEGORIES" for t in node.targets):
+                names = ast.literal_eval(node.value)
+                if isinstance(names, list) and len(names) == 1000:
+                    return [str(n) for n in names]
+    from torchvision.models._meta import _IMAGENET_CATEGORIES  # a layout this does not know
 
     return list(_IMAGENET_CATEGORIES)
