@@ -60,7 +60,7 @@ def test_headless_chromium_loads_pages_images_and_no_console_errors(site, tmp_pa
              f"--user-data-dir={tmp_path / 'profile'}", "--enable-logging=stderr", "--v=0",
              "--virtual-time-budget=5000"]
     for page in ("index.html", "models/resnet50.html", "models/googlenet.html",
-                 "lectures/why_relu.html"):
+                 "lectures/why_relu.html", "lectures/architecture.html"):
         done = subprocess.run([*flags, "--dump-dom", (site / page).as_uri()],
                               capture_output=True, text=True, timeout=120, check=True)
         # the page's own check, run on load: every <img> complete with a width

@@ -102,10 +102,20 @@ def build_atlas(out: str | Path, models: list[str] | None = None) -> Path:
 
 
 def _lectures(out: Path) -> None:
+    from ..viz.architecture import draw, trace_flow
+
     src = figures_dir()
+    drawn: set[str] = set()
     items = []
     for lec in LECTURES:
         figs = ""
+        for d in lec.drawings:  # drawn from the installed package, as the command says
+            if d.file not in drawn:
+                flows = [trace_flow(m) for m in d.models]
+                draw(flows, d.style, d.block).save(out / "figures" / d.file,
+                                                   title=f"{', '.join(d.models)} ({d.style})")
+                drawn.add(d.file)
+            figs += f'<img class="fig" src="../figures/{d.file}" alt="{escape(d.command)}">'
         for f in lec.figures:
             if src is not None and (src / f).is_file():
                 shutil.copyfile(src / f, out / "figures" / f)
@@ -113,8 +123,9 @@ def _lectures(out: Path) -> None:
         if not figs:
             figs = ('<p class="note">The figure is made by the command below (it trains, so '
                     "the atlas does not run it).</p>")
+        commands = lec.commands + tuple(d.command for d in lec.drawings)
         body = (f"<p>{escape(lec.text)}</p>{figs}<h2>Make it</h2><pre>"
-                + "\n".join(escape(c) for c in lec.commands) + "</pre>"
+                + "\n".join(escape(c) for c in commands) + "</pre>"
                 + (f'<p>Lesson: <code>lessons/{lec.lesson}.py</code></p>' if lec.lesson else ""))
         (out / "lectures" / f"{lec.slug}.html").write_text(page(lec.title, body, 1),
                                                            encoding="utf-8")
