@@ -12,11 +12,15 @@ import math
 import shutil
 from html import escape
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from ..errors import UserInputError
 from ..tables import Table
 from .html import html_table, page
 from .lectures import LECTURES, figures_dir
+
+if TYPE_CHECKING:
+    from ..viz.architecture import Flow
 
 
 def evolution_svg(rows) -> str:
@@ -63,9 +67,8 @@ def evolution_svg(rows) -> str:
 def build_atlas(out: str | Path, models: list[str] | None = None) -> Path:
     """Write the site to `out` (created); returns index.html's path."""
     from ..analysis.compare import compare_row, published, train_only_note
-    from ..analysis.receptive import profile_with_fields
     from ..registry import list_models
-    from .model_page import model_page
+    from .model_page import flow_with_fields, model_page
 
     out = Path(out)
     if out.exists() and not out.is_dir():
@@ -75,11 +78,15 @@ def build_atlas(out: str | Path, models: list[str] | None = None) -> Path:
         (out / sub).mkdir(parents=True, exist_ok=True)
     pub = published()
     rows = []
-    for name in names:  # one pass gives the compare row and the page's layer table
-        fields = profile_with_fields(name)
-        rows.append(compare_row(name, *fields, pub))
-        (out / "models" / f"{name}.html").write_text(model_page(rows[-1], out, fields),
+    drawn = {m for lec in LECTURES for d in lec.drawings for m in d.models}
+    flows: dict[str, Flow] = {}  # the lectures' models: traced for their pages, drawn again
+    for name in names:  # one pass gives the compare row, the drawings and the layer table
+        traced = flow_with_fields(name)
+        rows.append(compare_row(name, traced[0].profile, traced[1], pub))
+        (out / "models" / f"{name}.html").write_text(model_page(rows[-1], out, traced),
                                                      encoding="utf-8")
+        if name in drawn:
+            flows[name] = traced[0]
     table = Table("models", ["model", "params", "MACs", "activations (MB)", "depth", "top-1",
                              "top-5", "source"],
                   [[f'<a href="models/{r.model}.html">{escape(r.model)}</a>', r.params, r.macs,
@@ -97,11 +104,11 @@ def build_atlas(out: str | Path, models: list[str] | None = None) -> Path:
                 for lec in LECTURES) + "</ul>")
     index = out / "index.html"
     index.write_text(page("convzoo atlas", body, 0), encoding="utf-8")
-    _lectures(out)
+    _lectures(out, flows)
     return index
 
 
-def _lectures(out: Path) -> None:
+def _lectures(out: Path, flows: dict[str, Flow]) -> None:
     from ..viz.architecture import draw, trace_flow
 
     src = figures_dir()
@@ -111,9 +118,11 @@ def _lectures(out: Path) -> None:
         figs = ""
         for d in lec.drawings:  # drawn from the installed package, as the command says
             if d.file not in drawn:
-                flows = [trace_flow(m) for m in d.models]
-                draw(flows, d.style, d.block).save(out / "figures" / d.file,
-                                                   title=f"{', '.join(d.models)} ({d.style})")
+                for m in d.models:
+                    if m not in flows:
+                        flows[m] = trace_flow(m)
+                draw([flows[m] for m in d.models], d.style, d.block).save(
+                    out / "figures" / d.file, title=f"{', '.join(d.models)} ({d.style})")
                 drawn.add(d.file)
             figs += f'<img class="fig" src="../figures/{d.file}" alt="{escape(d.command)}">'
         for f in lec.figures:

@@ -7,25 +7,37 @@ from html import escape
 from pathlib import Path
 
 from ..analysis.compare import CompareRow
+from ..analysis.meta import build_meta
 from ..analysis.paper import paper_table
-from ..analysis.profile import Profile
 from ..analysis.receptive import RFTrace, trace_fields
 from ..analysis.summary_table import profile_table
-from ..viz.architecture import draw, styles_for, trace_flow
+from ..viz.architecture import Flow, draw, styles_for, trace_flow
 from .html import html_table, page
 
 
-def model_page(r: CompareRow, out: Path, fields: tuple[Profile, RFTrace] | None = None) -> str:
-    """The page's HTML; its figures are written under out/figures. `fields`: the model's
-    `profile_with_fields`, when the caller has it already (the atlas, from its compare row)."""
-    flow = trace_flow(r.model)
+def flow_with_fields(name: str) -> tuple[Flow, RFTrace]:
+    """The model's traced flow (drawings, and the profile `summary` prints) and its receptive
+    fields from one meta forward pass: the flow's tracer and the profile's counter run inside
+    the fields' tracer, as `profile_with_fields` nests the profile. A pass costs about half a
+    second for a large model, and a page needs all three."""
+    model, _, size = build_meta(name)
+    flows: list[Flow] = []
+    trace = trace_fields(model, size, run=lambda m, s: flows.append(trace_flow(m, s)))
+    trace.model = name
+    return flows[0], trace
+
+
+def model_page(r: CompareRow, out: Path, traced: tuple[Flow, RFTrace] | None = None) -> str:
+    """The page's HTML; its figures are written under out/figures. `traced`: the model's
+    `flow_with_fields`, when the caller has it already (the atlas, for its compare row)."""
+    flow, trace = traced or flow_with_fields(r.model)
+    prof = flow.profile
     figs = []
     for style in styles_for(flow):
         name = f"{r.model}_{style}.svg"
         draw([flow], style).save(out / "figures" / name, title=f"{r.model} ({style})")
         figs.append(f'<h3>{style}</h3><img class="fig" src="../figures/{name}" '
                     f'alt="{escape(r.model)} drawn as {style}">')
-    prof, trace = fields or (flow.profile, trace_fields(flow.model, flow.profile.input_size))
     paper = getattr(flow.model, "paper", None)
     cite = escape(getattr(paper, "citation", "") or "")
     url = getattr(paper, "url", "")
