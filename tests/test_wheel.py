@@ -127,7 +127,7 @@ def test_installed_wheel_atlas_shows_the_lecture_figures(installed):
         text = (site / "lectures" / f"{lec.slug}.html").read_text(encoding="utf-8")
         shown = re.findall(r'<img class="fig" src="../figures/([^"]+)"', text)
         # the committed figures and the drawings the atlas makes, every one a file in the site
-        assert shown == [d.file for d in lec.drawings] + list(lec.figures), lec.slug
+        assert shown == list(lec.figures) + [d.file for d in lec.drawings], lec.slug
         for name in shown:
             assert (site / "figures" / name).stat().st_size > 1000, name
 

@@ -116,6 +116,10 @@ def _lectures(out: Path, flows: dict[str, Flow]) -> None:
     items = []
     for lec in LECTURES:
         figs = ""
+        for f in lec.figures:
+            if src is not None and (src / f).is_file():
+                shutil.copyfile(src / f, out / "figures" / f)
+                figs += f'<img class="fig" src="../figures/{f}" alt="{escape(lec.title)}">'
         for d in lec.drawings:  # drawn from the installed package, as the command says
             if d.file not in drawn:
                 for m in d.models:
@@ -125,10 +129,6 @@ def _lectures(out: Path, flows: dict[str, Flow]) -> None:
                     out / "figures" / d.file, title=f"{', '.join(d.models)} ({d.style})")
                 drawn.add(d.file)
             figs += f'<img class="fig" src="../figures/{d.file}" alt="{escape(d.command)}">'
-        for f in lec.figures:
-            if src is not None and (src / f).is_file():
-                shutil.copyfile(src / f, out / "figures" / f)
-                figs += f'<img class="fig" src="../figures/{f}" alt="{escape(lec.title)}">'
         if not figs:
             figs = ('<p class="note">The figure is made by the command below (it trains, so '
                     "the atlas does not run it).</p>")
