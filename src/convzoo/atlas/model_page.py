@@ -54,7 +54,7 @@ def model_page(r: CompareRow, out: Path, traced: tuple[Flow, RFTrace] | None = N
             "<h2>Layers, with receptive fields</h2>",
             html_table(profile_table(prof, trace)),
             "<h2>The paper's table</h2>", html_table(paper_table(flow.model, flow.profile))]
-    return page(r.model, "\n".join(body), 1)
+    return page(r.model, "\n".join(b for b in body if b), 1)  # no filters: no empty line
 
 
 def _filters(name: str, out: Path) -> str:
