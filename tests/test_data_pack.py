@@ -5,6 +5,8 @@ loader doctor."""
 import io
 import json
 import struct
+import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -179,6 +181,31 @@ def test_fast_jpeg_gives_the_general_readers_pixels(tmp_path):
     ref = place(full, (0, 0, 112, 84), (16, 16), 1.0)
     assert big is not None and (big.float() - ref.float()).abs().mean() < 12
     assert fast_jpeg(b"\x89PNG....", 3, (8, 8), lambda h, w: None, 1.0) is None
+
+
+def _jpeg(side=(120, 90)):
+    buf = io.BytesIO()
+    a = np.random.default_rng(2).integers(0, 256, (*side, 3), dtype=np.uint8)
+    Image.fromarray(a).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+def test_decoding_a_jpeg_shows_no_deprecation_warning():
+    data = _jpeg()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        img = fast_jpeg(data, 3, (48, 48), lambda h, w: None, 0.875)  # full-scale decode
+    assert img is not None and img.shape == (3, 48, 48)
+    assert not [x for x in w if issubclass(x.category, DeprecationWarning)]
+
+
+def test_pillow_decodes_when_torchvision_io_is_gone(monkeypatch):
+    data = _jpeg()
+    box = (10, 5, 60, 50)
+    with_tv = fast_jpeg(data, 3, (32, 32), lambda h, w: box, 1.0)
+    monkeypatch.setitem(sys.modules, "torchvision.io", None)  # import fails, as if removed
+    without = fast_jpeg(data, 3, (32, 32), lambda h, w: box, 1.0)
+    assert with_tv is not None and without is not None and torch.equal(with_tv, without)
 
 
 def test_worker_count_follows_the_free_cores():

@@ -12,6 +12,11 @@ process.
 
 Anything else (PNG, CMYK or EXIF-rotated JPEGs, damaged files) goes through
 :func:`.images.read_image`, which handles every mode and names the failure by path.
+
+torchvision 0.29 deprecated its image decoders in favour of TorchCodec and warns on every call,
+so :func:`torchvision_jpeg` silences exactly that warning around its one call (no user should
+see a warning about a choice convzoo made), and where ``torchvision.io`` cannot decode (or is
+gone, in a later release) Pillow decodes the same JPEG to the same pixels, a little slower.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from __future__ import annotations
 import io
 import logging
 import math
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -37,6 +43,34 @@ _ORIENTATION = 0x0112  # the EXIF tag
 #: resize-and-centre-crop.
 Box = tuple[int, int, int, int] | None
 _said_draft = False
+#: The start of torchvision's deprecation warning for its image decoders (0.29 and later).
+TORCHVISION_IO_DEPRECATED = "The image decoding and encoding capabilities of TorchVision"
+
+
+def torchvision_jpeg(data: bytes | memoryview | np.ndarray, channels: int) -> torch.Tensor | None:
+    """A JPEG decoded by libjpeg-turbo through ``torchvision.io.decode_jpeg`` (C x H x W uint8),
+    without its deprecation warning; None where torchvision cannot (no ``torchvision.io``, or
+    a file it refuses): the caller then decodes with Pillow."""
+    try:
+        from torchvision.io import ImageReadMode, decode_jpeg
+    except ImportError:
+        return None
+    raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=TORCHVISION_IO_DEPRECATED,
+                                category=DeprecationWarning)
+        try:
+            return decode_jpeg(raw, mode=ImageReadMode.RGB if channels == 3
+                               else ImageReadMode.GRAY)
+        except (RuntimeError, ValueError, TypeError):
+            return None
+
+
+def pillow_pixels(im, channels: int) -> torch.Tensor:
+    """An open PIL image decoded at `channels` (RGB or L) as C x H x W uint8."""
+    im = im.convert("RGB" if channels == 3 else "L")
+    t = torch.from_numpy(np.asarray(im).copy())
+    return t[None] if t.dim() == 2 else t.permute(2, 0, 1)
 
 
 def resize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -116,11 +150,10 @@ def fast_jpeg(data: bytes | memoryview, channels: int, size: tuple[int, int],
             fbox = tuple(float(v) for v in box)  # type: ignore[assignment]
         if min(fbox[2] / th, fbox[3] / tw) >= DRAFT_MIN_REDUCTION:
             return _drafted(im, fbox, size, channels, w)
+        img = torchvision_jpeg(data, channels)
+        if img is None:  # Pillow's libjpeg-turbo: the same pixels
+            img = pillow_pixels(im, channels)
         im.close()
-        from torchvision.io import ImageReadMode, decode_jpeg
-
-        raw = torch.frombuffer(bytearray(data), dtype=torch.uint8)
-        img = decode_jpeg(raw, mode=ImageReadMode.RGB if channels == 3 else ImageReadMode.GRAY)
         if tuple(img.shape[-2:]) != (h, w):
             return None
         return place(img, box, size, shorter)

@@ -11,6 +11,7 @@ The slowest of the whole loader at N and the model sets the pace of training.
 
 from __future__ import annotations
 
+import io
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -115,17 +116,17 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
         if pack is not None and pack.raw:
             decoded = [torch.from_numpy(b).permute(2, 0, 1) for b in blobs]
         else:
-            from torchvision.io import ImageReadMode, decode_jpeg
+            from .decode import pillow_pixels, torchvision_jpeg
 
             def decode() -> list[torch.Tensor]:
                 got = []
                 for k, b in zip(keys, blobs, strict=True):
-                    if bytes(b[:2]) == b"\xff\xd8":
-                        got.append(decode_jpeg(torch.frombuffer(bytearray(b), dtype=torch.uint8),
-                                               mode=ImageReadMode.RGB if c == 3
-                                               else ImageReadMode.GRAY))
-                    else:
-                        got.append(read_image(str(k), channels=c))
+                    img = torchvision_jpeg(b, c) if bytes(b[:2]) == b"\xff\xd8" else None
+                    if img is None and pack is not None:  # a record torchvision cannot decode
+                        from PIL import Image
+
+                        img = pillow_pixels(Image.open(io.BytesIO(bytes(b))), c)
+                    got.append(img if img is not None else read_image(str(k), channels=c))
                 return got
 
             decoded = decode()
