@@ -208,6 +208,22 @@ def test_pillow_decodes_when_torchvision_io_is_gone(monkeypatch):
     assert with_tv is not None and without is not None and torch.equal(with_tv, without)
 
 
+def test_resize_runs_channel_last_and_batches_stay_so():
+    from convzoo.data.decode import resize_uint8
+    from convzoo.data.folder_batches import stack_images
+
+    a = np.random.default_rng(3).integers(0, 256, (40, 50, 3), dtype=np.uint8)
+    view = torch.from_numpy(a).permute(2, 0, 1)  # a raw record: H x W x C memory
+    out = [resize_uint8(x, (24, 24)) for x in (view, view.contiguous(), view[:, 5:30, 3:40])]
+    # torch's channel-last uint8 kernel ran (its output is laid out H x W x C), whatever the
+    # input's layout, and the pixels do not depend on the layout
+    assert all(o.permute(1, 2, 0).is_contiguous() for o in out)
+    assert torch.equal(out[0], out[1])
+    batch = stack_images(out)
+    assert batch.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(batch, torch.stack(out))
+
+
 def test_worker_count_follows_the_free_cores():
     assert choose_workers(8, cores=2, load=0.0)[0] == 1
     assert choose_workers(8, cores=2, load=1.0)[0] == 0

@@ -80,9 +80,12 @@ def resize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return img
     shrink = size[0] < img.shape[-2] or size[1] < img.shape[-1]
     # torch's vectorised uint8 kernel is for pixels stored channel-last (H x W x C): on planes
-    # it was measured slower here than the copy plus the kernel; the result stays channel-last
-    # and the batch's stack lays it out as planes
-    x = img[None].contiguous(memory_format=torch.channels_last)
+    # it was measured slower here than the copy plus the kernel. The batch dimension is added
+    # to the H x W x C memory (img[None] of a C x H x W view would carry a batch stride of C,
+    # which torch does not take for channel-last: its planar kernel then ran, 1.5x slower on
+    # a raw pack's crops, benchmarks/raw_resize_ab.py). The result stays channel-last; the
+    # batch is stacked channel-last too (folder_batches.stack_images).
+    x = img.permute(1, 2, 0).contiguous()[None].permute(0, 3, 1, 2)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False,
                          antialias=shrink)[0]
 

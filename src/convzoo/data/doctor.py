@@ -77,6 +77,7 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
     from ..runtime.device import usable_cores
     from .catalog import load_dataset
     from .decode import resize_uint8
+    from .folder_batches import stack_images
     from .loader import make_loader
     from .pack import PackRecord, open_pack
     from .seeding import generator
@@ -137,18 +138,18 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
                  for i, im in enumerate(decoded)]
 
         def crop() -> list[torch.Tensor]:
-            return [resize_uint8(im[:, t:t + bh, l_:l_ + bw], (h, w)).contiguous()
+            return [resize_uint8(im[:, t:t + bh, l_:l_ + bw], (h, w))
                     for im, (t, l_, bh, bw) in zip(decoded, boxes, strict=True)]
 
         sized = crop()
         rep.stages["crop and resize"] = _rate(crop, len(keys), min_s)
         batch = sized[:batch_size]
-        rep.stages["collate"] = _rate(lambda: torch.stack(batch), len(batch), min_s)
+        rep.stages["collate"] = _rate(lambda: stack_images(batch), len(batch), min_s)
         from .batches import Pipeline
 
         dev = torch.device(device)
         pipe = Pipeline((c, h, w), (c, h, w), ds.mean, ds.std, dev)
-        xb = torch.stack(batch)
+        xb = stack_images(batch)
         flip = torch.zeros(len(batch), dtype=torch.bool)
 
         def to_device() -> Any:

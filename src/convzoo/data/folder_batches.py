@@ -123,10 +123,17 @@ class FolderImages(Dataset):
         return img, label, None, None  # the batch's stack copies it into place
 
 
+def stack_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
+    """C x H x W uint8 images as one N x C x H x W batch laid out channel-last in memory (the
+    resize leaves them so: stacking them as planes would transpose every image, and the
+    pipeline wants channel-last on the CPU anyway). The same values either way."""
+    return torch.stack([img.permute(1, 2, 0) for img in images]).permute(0, 3, 1, 2)
+
+
 def collate(items: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[str, str]]]:
     good = [(img, lab) for img, lab, _, _ in items if img is not None]
     bad = [(p, r) for img, _, p, r in items if img is None]
-    x = torch.stack([img for img, _ in good]) if good else None
+    x = stack_images([img for img, _ in good]) if good else None
     y = torch.tensor([lab for _, lab in good], dtype=torch.int64)
     return x, y, bad
 
