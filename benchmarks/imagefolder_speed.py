@@ -15,7 +15,8 @@ scikit-image's photos, rescaled and cropped, 8 classes. Pipelines, each at batch
 - convzoo folder: `imagefolder:` through make_loader (augment "imagenet");
 - convzoo packed JPEG / packed raw: the same set packed by `convzoo pack --max-side 256`.
 convzoo's batches are timed twice: normalised float on the CPU (what torchvision's give) and as
-uint8 (what a GPU run gets from the CPU: normalisation then happens on the GPU).
+uint8 (what a GPU run gets from the CPU: normalisation then happens on the GPU; laid out
+channel-last, as a GPU run computes).
 "Per core": one torch thread and no worker process. "All cores": worker processes on every
 core (torchvision: as many as cores; convzoo: what it chooses, the free cores less one).
 Where a goal is missed, the loader doctor's per-stage rates say where the time goes.
@@ -102,7 +103,7 @@ def convzoo_batches(name: str, train: bool, workers: int, uint8: bool):
         b = make_loader(split, batch_size=64, train=train, device="cpu",
                         input_size=(3, 224, 224), mean=ds.mean, std=ds.std,
                         augment="imagenet" if train else None, seed=0, epoch=e,
-                        workers=workers, drop_last=False)
+                        workers=workers, drop_last=False, channels_last=uint8)
         if uint8:
             return ((x,) for x, _, _ in b.loader)
         return iter(b)
@@ -140,7 +141,7 @@ def main() -> None:
     sets = {k: v for k, v in sets.items() if k in set_names}
     result = {**environment(torch.device("cpu")), "cores": cores, "batch_size": 64,
               "goals_x_torchvision_per_core": GOALS, "ffcv_per_core": FFCV_PER_CORE,
-              "sets": {}}
+              "load_average_at_start": round(os.getloadavg()[0], 2), "sets": {}}
     for set_name, (n, shorter) in sets.items():
         root = base / set_name / "photos"
         if not root.is_dir():
@@ -190,6 +191,7 @@ def main() -> None:
                         print(f"{set_name} {scope} {mode} round {r}: {name} {m / secs:.0f} img/s",
                               flush=True)
                 tv = best["torchvision"]
+                result["load_average_at_end"] = round(os.getloadavg()[0], 2)
                 entry["runs"][f"{scope}_{mode}"] = {
                     "threads": threads, "workers": {"torchvision": tv_w, "convzoo": cz_w},
                     "img_s": {k: round(v, 1) for k, v in best.items()},

@@ -83,8 +83,8 @@ def resize_uint8(img: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     # it was measured slower here than the copy plus the kernel. The batch dimension is added
     # to the H x W x C memory (img[None] of a C x H x W view would carry a batch stride of C,
     # which torch does not take for channel-last: its planar kernel then ran, 1.5x slower on
-    # a raw pack's crops, benchmarks/raw_resize_ab.py). The result stays channel-last; the
-    # batch is stacked channel-last too (folder_batches.stack_images).
+    # a raw pack's crops, benchmarks/raw_resize_ab.py). The result stays channel-last, and so
+    # does the batch where the run computes channel-last (folder_batches.stack_images).
     x = img.permute(1, 2, 0).contiguous()[None].permute(0, 3, 1, 2)
     return F.interpolate(x, size=size, mode="bilinear", align_corners=False,
                          antialias=shrink)[0]

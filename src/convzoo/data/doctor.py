@@ -144,12 +144,13 @@ def diagnose(name: str, *, workers: int | None = None, model: str | None = None,
         sized = crop()
         rep.stages["crop and resize"] = _rate(crop, len(keys), min_s)
         batch = sized[:batch_size]
-        rep.stages["collate"] = _rate(lambda: stack_images(batch), len(batch), min_s)
+        dev = torch.device(device)
+        cl = dev.type == "cuda"  # a run's default: channel-last on a GPU only
+        rep.stages["collate"] = _rate(lambda: stack_images(batch, cl), len(batch), min_s)
         from .batches import Pipeline
 
-        dev = torch.device(device)
-        pipe = Pipeline((c, h, w), (c, h, w), ds.mean, ds.std, dev)
-        xb = stack_images(batch)
+        pipe = Pipeline((c, h, w), (c, h, w), ds.mean, ds.std, dev, channels_last=cl)
+        xb = stack_images(batch, cl)
         flip = torch.zeros(len(batch), dtype=torch.bool)
 
         def to_device() -> Any:

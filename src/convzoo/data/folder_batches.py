@@ -123,17 +123,21 @@ class FolderImages(Dataset):
         return img, label, None, None  # the batch's stack copies it into place
 
 
-def stack_images(images: Sequence[torch.Tensor]) -> torch.Tensor:
-    """C x H x W uint8 images as one N x C x H x W batch laid out channel-last in memory (the
-    resize leaves them so: stacking them as planes would transpose every image, and the
-    pipeline wants channel-last on the CPU anyway). The same values either way."""
+def stack_images(images: Sequence[torch.Tensor], channels_last: bool = True) -> torch.Tensor:
+    """C x H x W uint8 images as one N x C x H x W batch, laid out channel-last in memory or
+    as planes. The resize leaves images channel-last, so a channel-last batch (what a run
+    that computes channel-last takes, a GPU run by default) is a plain copy of each; planes
+    cost a transposition of each, done here at one byte a value. The same values either way."""
+    if not channels_last:
+        return torch.stack(list(images))
     return torch.stack([img.permute(1, 2, 0) for img in images]).permute(0, 3, 1, 2)
 
 
-def collate(items: list) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[str, str]]]:
+def collate(items: list, channels_last: bool = False
+            ) -> tuple[torch.Tensor | None, torch.Tensor, list[tuple[str, str]]]:
     good = [(img, lab) for img, lab, _, _ in items if img is not None]
     bad = [(p, r) for img, _, p, r in items if img is None]
-    x = stack_images([img for img, _ in good]) if good else None
+    x = stack_images([img for img, _ in good], channels_last) if good else None
     y = torch.tensor([lab for _, lab in good], dtype=torch.int64)
     return x, y, bad
 
@@ -191,7 +195,9 @@ class FolderBatches(Batches):
         # a resumed epoch: the batches not yet taken (whole batches, so each keeps its images)
         self.loader = DataLoader(images, batch_size=batch_size,
                                  sampler=order[start_batch * batch_size:].tolist(),
-                                 num_workers=workers, collate_fn=collate, drop_last=drop_last,
+                                 num_workers=workers, drop_last=drop_last,
+                                 collate_fn=functools.partial(collate,
+                                                              channels_last=channels_last),
                                  pin_memory=device.type == "cuda",
                                  worker_init_fn=ignore_stop_signals if workers else None,
                                  # its own generator: the workers' seeds are not drawn from
