@@ -75,12 +75,13 @@ def after_way(channels_last_batch: bool):
 
 
 def loader_way(recs, boxes):
-    """What the loader does now: decode.raw_sized per image, then its collate."""
+    """What the loader does now for a run that computes channel-last (a GPU run):
+    decode.raw_sized per image, then its collate."""
     from convzoo.data.decode import raw_sized
     from convzoo.data.folder_batches import collate
 
     return collate([(raw_sized(r, 3, SIZE, lambda h, w, b=b: b, 1.0), 0, None, None)
-                    for r, b in zip(recs, boxes, strict=True)])[0]
+                    for r, b in zip(recs, boxes, strict=True)], channels_last=True)[0]
 
 
 def interpolate_way(antialias: bool, into_batch: bool):
