@@ -34,7 +34,8 @@ def test_degradation_experiment_plain_and_residual_per_depth(tmp_path):
     result = json.loads((out / "degradation.json").read_text())
     assert [(r["name"], r["residual"]) for r in result["rows"]] == \
         [("plain8", False), ("resnet8", True)]
-    assert result["input_size"] == [1, 32, 32]  # the CIFAR nets' input; 16x16 is padded
+    # the data's own size: the CIFAR nets end in a global pool, and padding costs time
+    assert result["input_size"] == [1, 16, 16]
     for r in result["rows"]:
         assert len(r["train_err"]) == 2 and 0 <= r["final_train_err"] <= 1
     assert result["rows"][0]["params"] < result["rows"][1]["params"] + 1  # option A: no params
@@ -169,3 +170,33 @@ def test_an_interrupted_experiment_continues_from_its_finished_parts(tmp_path, m
     assert other.load("plain-3") is None and "other settings" in said[0]
     same = {k: v for k, v in saved["settings"].items() if k != "experiment"}
     assert Parts(out, "degradation", same, said.append).load("plain-3") == rows[0]
+
+
+def test_the_estimate_times_a_step_with_the_threads_the_run_will_use(monkeypatch):
+    """On a busy CPU more threads than free cores make a step many times slower than the run's
+    own steps: the estimate must time with the thread count a run would choose, and give the
+    caller's back."""
+    import torch
+    from torch import nn
+
+    from convzoo.experiments import parts
+    from convzoo.runtime import device
+
+    seen = []
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(4, 2)
+
+        def forward(self, x):
+            seen.append(torch.get_num_threads())
+            return self.fc(x)
+
+    before = torch.get_num_threads()
+    want = 1 if before > 1 else 2
+    monkeypatch.setattr(device, "choose_threads",
+                        lambda *a, **k: device.ThreadChoice(want, "test"))
+    assert parts.step_seconds(Probe(), (4,), 8) > 0
+    assert seen and set(seen) == {want}
+    assert torch.get_num_threads() == before

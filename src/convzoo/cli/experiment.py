@@ -143,7 +143,8 @@ def cmd_degradation(args: argparse.Namespace) -> int:
     data = load_dataset(s.data, s.data_dir, seed=s.seed)
     result = run_degradation(data, Path(s.out), depths=s.depths, family=s.family,
                              epochs=s.epochs, lr=s.lr, batch_size=s.batch_size,
-                             warmup=s.warmup, device=s.device, seed=s.seed, log=emit)
+                             warmup=s.warmup, input=s.input, device=s.device, seed=s.seed,
+                             log=emit)
     emit(result_table(result).render("table"))
     emit(f"written: {s.out}/degradation.json, .md, .png")
     return 0

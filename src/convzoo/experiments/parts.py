@@ -184,6 +184,23 @@ def step_seconds(model: nn.Module, input_size: tuple[int, ...], batch: int,
         from ..runtime.cpu_kernels import apply_cpu_kernels
 
         apply_cpu_kernels(model, tuple(input_size), train)  # the layers a CPU run swaps in
+    # timed with the thread count the run will choose: on a busy CPU, more threads than free
+    # cores make every parallel region wait for a descheduled thread, and one step can take
+    # ten times as long as it will in the run
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        from ..runtime.device import choose_threads
+
+        torch.set_num_threads(choose_threads().threads)
+    try:
+        times = _timed_passes(model, input_size, batch, device, train, amp, layout)
+    finally:
+        torch.set_num_threads(threads)
+    return statistics.median(times[1:])
+
+
+def _timed_passes(model: nn.Module, input_size: tuple[int, ...], batch: int,
+                  device: torch.device, train: bool, amp: Any, layout: Any) -> list[float]:
     with torch.random.fork_rng(devices=[]):
         x = torch.randn(batch, *input_size, device=device).contiguous(memory_format=layout)
         times: list[float] = []
@@ -202,7 +219,7 @@ def step_seconds(model: nn.Module, input_size: tuple[int, ...], batch: int,
             if device.type == "cuda":
                 torch.cuda.synchronize()
             times.append(time.perf_counter() - t)
-    return statistics.median(times[1:])
+    return times
 
 
 START_SECONDS = 1.5  # a run's set-up and files: its directory, checkpoints, summary
