@@ -138,6 +138,8 @@ def export_model(model: nn.Module, fmt: str, out: str | Path, input_size: Size, 
                              f"{FORMATS[fmt]}")
     if not out.parent.is_dir():
         raise UserInputError(f"cannot write {out}: directory {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):  # a read-only mount, or no permission
+        raise UserInputError(f"cannot write {out}: directory {out.parent} is not writable")
     name = getattr(model, "model_name", type(model).__name__)
     was_training = model.training
     wrapped = LogitsOnly(model.cpu().float()).eval()
