@@ -9,6 +9,7 @@ order, a few ulps per step); one forward pass agrees to rtol 1e-4 / atol 1e-5.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -116,8 +117,13 @@ def test_threads_come_from_the_cores_free(cores: int, load: float, expected: int
 
 
 def test_a_thread_count_the_user_chose_is_kept(monkeypatch) -> None:
-    monkeypatch.setenv("OMP_NUM_THREADS", "3")
-    assert dev.choose_threads(2, 0.0).threads == 3
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert dev.choose_threads(2, 0.0).threads == 1
+    # a cluster's setting far above this machine's cores is capped at them, and said so
+    monkeypatch.setenv("OMP_NUM_THREADS", "100000")
+    most = max(os.cpu_count() or 1, dev.usable_cores())
+    capped = dev.choose_threads(2, 0.0)
+    assert capped.threads == most and "capped" in capped.reason
     # a run's own setting wins over the environment's, and is said to be asked for
     assert dev.choose_threads(2, 0.0, asked=1).threads == 1
     assert dev.choose_threads(2, 0.0, asked=1).reason == "as asked"

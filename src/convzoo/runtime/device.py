@@ -238,6 +238,11 @@ def choose_threads(cores: int | None = None, load: float | None = None,
         return ThreadChoice(check_threads(asked), "as asked")
     env = _env_threads()
     if env is not None:
+        # a cluster's OMP_NUM_THREADS=64 on a small node: more threads than cores only slow
+        # every operator down, and counts in the millions crash torch's pools
+        most = max(os.cpu_count() or 1, usable_cores())
+        if env[1] > most:
+            return ThreadChoice(most, f"{env[0]}={env[1]}, capped at the {most} cores")
         return ThreadChoice(env[1], f"{env[0]}={env[1]}")
     cores = usable_cores() if cores is None else cores
     if load is None:
