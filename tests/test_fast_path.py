@@ -116,6 +116,24 @@ def test_threads_come_from_the_cores_free(cores: int, load: float, expected: int
     assert f"{cores} core" in choice.reason
 
 
+def test_threads_follow_the_cores_busy_now_not_the_lagging_load_average(monkeypatch) -> None:
+    # a job that ended a minute ago still weighs on the 1-minute load average; the cores busy
+    # now decide, and the load average is the fallback where /proc/stat cannot be read
+    monkeypatch.delenv("CONVZOO_THREADS", raising=False)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.setattr(dev, "load_average", lambda: 1.9)
+    monkeypatch.setattr(dev, "own_load", lambda: 0.0)
+    monkeypatch.setattr(dev, "busy_cores_now", lambda window=0.1: 0.05)
+    assert dev.choose_threads(2).threads == 2
+    monkeypatch.setattr(dev, "busy_cores_now", lambda window=0.1: None)
+    assert dev.choose_threads(2).threads == 1
+
+
+def test_the_cores_busy_now_are_measured() -> None:
+    busy = dev.busy_cores_now(0.05)
+    assert busy is None or 0.0 <= busy <= (os.cpu_count() or 1)
+
+
 def test_a_thread_count_the_user_chose_is_kept(monkeypatch) -> None:
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     assert dev.choose_threads(2, 0.0).threads == 1

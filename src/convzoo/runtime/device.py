@@ -8,11 +8,13 @@ of a Xeon (Sapphire Rapids), training steps ran 1.2x faster for lenet5_modern an
 2x for the paper's lenet5 (benchmarks/cpu_speed.py records the figures).
 
 CPU threads (`cpu_threads`): as many as there are cores free, at least one. Free cores are
-those this process may run on (`os.sched_getaffinity`) less the load average's share taken by
-other work. Intra-op threads that wait for a busy core stall every operator: on a 2-core
-machine with other work running, LeNet-5 trained at 24 images/s with torch's default two
-threads against 135 with one. A thread count the user chose (a run's `threads`, `--threads`,
-OMP_NUM_THREADS or CONVZOO_THREADS) is kept.
+those this process may run on (`os.sched_getaffinity`) less those other work keeps busy now
+(/proc/stat over a tenth of a second; the 1-minute load average where there is no /proc, but it
+lags: a minute after a job ends it still counts about one busy core, and the run after it would
+take half the threads of an idle 2-core machine). Intra-op threads that wait for a busy core
+stall every operator: on a 2-core machine with other work running, LeNet-5 trained at 24
+images/s with torch's default two threads against 135 with one. A thread count the user chose
+(a run's `threads`, `--threads`, OMP_NUM_THREADS or CONVZOO_THREADS) is kept.
 
 bf16 on the CPU (`amp = "auto"`, `cpu_auto_amp`): where the CPU multiplies bf16 matrices in
 hardware (Intel AMX) and the model is convolution-bound. Measured, one training step at one
@@ -222,6 +224,35 @@ def own_load() -> float:
         return 0.0
 
 
+def busy_cores_now(window: float = 0.1) -> float | None:
+    """Cores other work keeps busy now: the busy share of /proc/stat's CPU time over `window`
+    seconds, times the CPUs it counts, less this process's own CPU time in that window. None
+    where /proc/stat cannot be read."""
+    import resource
+    import time
+
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as f:
+            ticks = [int(v) for v in f.readline().split()[1:9]]
+        return sum(ticks), ticks[3] + ticks[4]  # all, idle + waiting for I/O
+
+    def own() -> float:
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        return ru.ru_utime + ru.ru_stime
+
+    try:
+        (all0, idle0), own0, t0 = sample(), own(), time.monotonic()
+        time.sleep(window)
+        (all1, idle1), own1, t1 = sample(), own(), time.monotonic()
+    except (OSError, ValueError, IndexError):
+        return None
+    if all1 <= all0 or t1 <= t0:
+        return None
+    cpus = os.cpu_count() or 1
+    busy = (1 - (idle1 - idle0) / (all1 - all0)) * cpus
+    return max(0.0, busy - (own1 - own0) / (t1 - t0))
+
+
 def free_cores(cores: int, load: float | None) -> int:
     """Cores left for this run: `cores` less the load (rounded) of other work, at least one.
     A load average counts runnable processes, so a load of 2.0 keeps two cores busy."""
@@ -245,14 +276,19 @@ def choose_threads(cores: int | None = None, load: float | None = None,
             return ThreadChoice(most, f"{env[0]}={env[1]}, capped at the {most} cores")
         return ThreadChoice(env[1], f"{env[0]}={env[1]}")
     cores = usable_cores() if cores is None else cores
+    what = "load of other work"
+    if load is None:
+        load = busy_cores_now()
+        what = "other work busy on"
     if load is None:
         total = load_average()
         load = None if total is None else max(0.0, total - own_load())
+        what = "load of other work"
     n = free_cores(cores, load)
     where = f"{cores} core{'s' if cores != 1 else ''}"
     if load is None:
         return ThreadChoice(n, f"{where}, no load average")
-    return ThreadChoice(n, f"{where}, load of other work {load:.1f}: {n} free")
+    return ThreadChoice(n, f"{where}, {what} {load:.1f}: {n} free")
 
 
 def cpu_threads(asked: int | None = None) -> ThreadChoice:
