@@ -17,8 +17,9 @@ scikit-image's photos, rescaled and cropped, 8 classes. Pipelines, each at batch
 convzoo's batches are timed twice: normalised float on the CPU (what torchvision's give) and as
 uint8 (what a GPU run gets from the CPU: normalisation then happens on the GPU; laid out
 channel-last, as a GPU run computes).
-"Per core": one torch thread and no worker process. "All cores": worker processes on every
-core (torchvision: as many as cores; convzoo: what it chooses, the free cores less one).
+"Per core": one torch thread and no worker process. "All cores": a worker process per core
+for both (a training run would give convzoo's loader the free cores less one, keeping one for
+the model).
 Where a goal is missed, the loader doctor's per-stage rates say where the time goes.
 """
 
@@ -133,7 +134,6 @@ def main() -> None:
     only, set_names = a.only.split(","), a.sets.split(",")
     from convzoo.data.doctor import diagnose
     from convzoo.data.pack import write_pack
-    from convzoo.data.workers import choose_workers
 
     cores = len(os.sched_getaffinity(0))
     base = Path(a.keep or tempfile.mkdtemp(prefix="czspeed"))
@@ -159,7 +159,10 @@ def main() -> None:
         sources = {"folder": f"imagefolder:{root}",
                    "packed_jpeg": f"packed:{packs['packed_jpeg']}",
                    "packed_raw": f"packed:{packs['packed_raw']}"}
-        conv_workers = choose_workers(cores)[0]
+        # all cores: both loaders get a worker per core. A training run keeps one core for
+        # the model and gives its loader the rest (choose_workers); with no model to feed here
+        # that would leave a core idle, and the figure would measure the policy, not the loader
+        conv_workers = cores
         scopes = [sc for sc in (("per_core", 1, 0, 0), ("all_cores", cores, cores, conv_workers))
                   if a.scope in (sc[0], "both")]
         for scope, threads, tv_w, cz_w in scopes:

@@ -14,7 +14,8 @@ depths 20, 32, 44, 56 (and 110). The defaults here are a CPU-sized version that 
 about two and a half minutes on two cores: MNIST's 5,000-image sample at its own 28x28 (the
 CIFAR nets end in a global pool, so they take any size; padding to 32x32 would cost 30% more
 for nothing the experiment shows), two epochs of batch 64 (more steps for the same images than
-batch 128, which a short budget needs), the paper's rate, divided by 10 at half and three
+batch 128, which a short budget needs), the paper's rate scaled to the batch (0.05; 0.1 at
+batch 64 made resnet-56's first steps diverge in some runs), divided by 10 at half and three
 quarters of the budget, and a warm-up from a tenth of the rate over the first half epoch:
 without it, a 56-layer ResNet's large initial outputs meet the full rate in its first steps and
 the few epochs left do not undo the damage (the paper warmed its 110-layer net up at 0.01 for
@@ -57,8 +58,9 @@ class DegradationSettings:
     input: Size | None = option(None, "what the resnet family's nets see, HxW (default: the "
                                 "data's own size: 28x28 for MNIST, 32x32 for CIFAR-10)",
                                 metavar="HxW")
-    lr: float | None = option(None, "initial rate (default: 0.1 for resnet, 0.01 for highway)",
-                              metavar="X")
+    lr: float | None = option(None, "initial rate (default: per 128 images of batch, 0.1 for "
+                              "resnet as in the paper, 0.01 for highway: 0.05 and 0.005 at "
+                              "batch 64)", metavar="X")
     batch_size: int = sized(64, 128, metavar="N", minimum=1)
     warmup: float = sized(0.5, 0.0, "start at a tenth of the rate, rising to it over EPOCHS "
                           "(the paper warmed up its 110-layer net; at short budgets a 56-layer "
@@ -114,7 +116,8 @@ def run_degradation(
     if input is not None and family != "resnet":
         raise UserInputError("--input sets the resnet family's input; the highway nets are "
                              "fully connected and take the data's own size")
-    lr = lr if lr is not None else (0.1 if family == "resnet" else 0.01)
+    if lr is None:  # the rate per 128 images, scaled with the batch (linear scaling)
+        lr = (0.1 if family == "resnet" else 0.01) * batch_size / 128
     for d in depths:  # every depth is checked before anything trains
         build(family, d, True, data)
     parts = Parts(out, "degradation", {
