@@ -127,3 +127,13 @@ def test_a_run_that_does_not_exist_is_named_as_such(capsys, tmp_path, command):
     assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert "does not exist" in err or "is not a directory" in err, err
     assert "unknown model" not in err
+
+
+def test_a_run_that_never_starts_leaves_no_directory(capsys, tmp_path, monkeypatch):
+    # without --out a run claims runs/MODEL-DATA-TIME first; data that is not there stops it
+    # before it starts, and the directory it claimed goes again
+    monkeypatch.chdir(tmp_path)
+    argv = ["train", "lenet5_modern", "--data", "imagefolder:" + str(tmp_path / "no-photos"),
+            "--epochs", "1", "--device", "cpu", "--quiet"]
+    _one_line_error(capsys, argv, "no-photos")
+    assert not any((tmp_path / "runs").glob("*")), list((tmp_path / "runs").iterdir())

@@ -381,6 +381,9 @@ class Run:
             self.out = Path(cfg.out) if cfg.out else default_out(cfg, claim=self.main)
             if self.lock is None:
                 self._take_lock()
+                # runs/MODEL-DATA-TIME was created just now, to claim the name: it is this
+                # run's own, and removed again if the run never starts
+                self.made_out = self.made_out or (not cfg.out and self.main)
             if ck.holds_run(self.out):  # also what a kill mid-swap leaves: last.prev, .last.old
                 raise UserInputError(f"{self.out} already holds a run: continue it with "
                                      f"--resume {self.out}, or choose another --out")
