@@ -46,6 +46,7 @@ from ..data.dataset import ArraySplit, DataSet
 from ..errors import UserInputError
 from ..sizes import Size
 from ..tables import Table
+from ..train.batch_norm import recalibrate_bn, trained_norms
 from .common import fresh, pyplot
 from .parts import Parts, say_estimate, source_stamp, step_seconds, train_seconds
 from .settings import full_flag, option, sized
@@ -138,39 +139,6 @@ def relative_change(before: dict[str, list[torch.Tensor]],
         rows.append({"group": g, "params": sum(o.numel() for o in old),
                      "relative_change": (diff ** 0.5) / max(base ** 0.5, 1e-12)})
     return rows
-
-
-def trained_norms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
-    """The batch norms that fine-tuning trained (their scale and shift had gradients)."""
-    return [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
-            and m.track_running_stats and any(p.requires_grad for p in m.parameters())]
-
-
-@torch.no_grad()
-def recalibrate_bn(model: nn.Module, batches: Any,
-                   norms: Sequence[nn.modules.batchnorm._BatchNorm] | None = None) -> int:
-    """Re-estimate the running mean and variance of `norms` (default: `trained_norms`) as the
-    average of their batch statistics over `batches` (each batch counts the same, as in
-    `torch.optim.swa_utils.update_bn`), everything else in eval mode (no dropout, no
-    stochastic depth); returns how many batch norms were re-estimated. The model is left in
-    eval mode."""
-    norms = trained_norms(model) if norms is None else list(norms)
-    model.eval()
-    if not norms:
-        return 0
-    momenta = [m.momentum for m in norms]
-    for m in norms:
-        m.reset_running_stats()
-        m.momentum = None  # a cumulative average: every batch counts the same
-        nn.Module.train(m, True)
-    try:
-        for x, _ in batches:
-            model(x)
-    finally:
-        for m, mom in zip(norms, momenta):
-            m.momentum = mom
-            nn.Module.train(m, False)
-    return len(norms)
 
 
 def _score(model: nn.Module, split: ArraySplit, cfg: Any, dev: torch.device,

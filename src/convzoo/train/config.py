@@ -86,6 +86,9 @@ class TrainConfig:
     # data handling
     augment: str | dict[str, Any] = "none"  # preset name or Augment fields
     tta_flip: bool = False  # evaluation averages the softmax of the image and its mirror
+    # before evaluating, a run of fewer than 50 steps re-estimates its batch norms' statistics
+    # from the training images (train/batch_norm.py): their running averages still lag
+    settle_bn: bool = True
     workers: int = 0
     threads: int | None = None  # CPU threads; None: the cores free (runtime.device)
     # progressive resizing (FFCV's ImageNet runs: 160 -> 192, evaluation at the input size):

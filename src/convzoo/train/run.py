@@ -54,6 +54,7 @@ from ..runtime import distributed as dd
 from ..runtime.cpu_kernels import apply_cpu_kernels, remove_cpu_kernels
 from ..runtime.device import (
     amp_name,
+    autocast,
     cpu_auto_amp,
     cpu_fast_path_line,
     cpu_threads,
@@ -291,6 +292,7 @@ class Run:
         self.out: Path | None = None  # the run directory (`_open_checkpoint`)
         self.validation: Any = None  # the split `best` is chosen on, and what the log says
         self.train_split: Any = None
+        self.said_settle = False  # the batch-norm re-estimation is said once
         self.eval_split: Any = None
         self.eval_name = "test"  # what `eval_split` is called in the log: val or test
         self.classes: list[str] = []
@@ -818,6 +820,7 @@ class Run:
         final = state.epoch == cfg.epochs or self._out_of_steps()
         ev = None
         if final or state.epoch % max(1, cfg.eval_every) == 0:
+            self._settle_batch_norms()
             ev = self.last_eval = self.run_eval(self.eval_split)
         self.schedule.after_epoch(ev.err1 if ev is not None else None)
         row = {"epoch": state.epoch, "step": state.step, "lr": tr["lr"],
@@ -876,6 +879,29 @@ class Run:
         ck.save_checkpoint(self.out / "last", model=self.model, meta=meta,
                            optimizer=self.optimizer, schedule=self.schedule, ema=self.ema,
                            extra_state=extra or None)
+
+    def _settle_batch_norms(self) -> None:
+        """A short run's batch-norm statistics from the training images (train/batch_norm.py),
+        said once. Not under DDP or with an EMA, whose statistics come from elsewhere."""
+        from . import batch_norm as bn
+
+        if (not self.cfg.settle_bn or self.state.step >= bn.SETTLE_STEPS
+                or self.ddp is not None or self.ema is not None):
+            return
+        norms = bn.trained_norms(self.model)
+        if not norms:
+            return
+        batches = loader(self.train_split, self.data, self.cfg, train=False, device=self.device,
+                         input_size=self.input_size, epoch=0, channels_last=self.channels_last)
+        with autocast(self.device, self.amp):
+            bn.recalibrate_bn(self.model, batches, norms, max_batches=bn.SETTLE_BATCHES)
+        self.model.train()
+        if not self.said_settle:
+            self.said_settle = True
+            self.progress.line(f"batch norm: {len(norms)} layers' statistics re-estimated on "
+                               f"the training images before evaluating (a run of under "
+                               f"{bn.SETTLE_STEPS} steps: their running averages still lag "
+                               "the weights; --set settle_bn=false keeps them)")
 
     def run_eval(self, split: Any) -> EvalResult:
         if self.ddp is not None:  # every process evaluates rank 0's weights and statistics
