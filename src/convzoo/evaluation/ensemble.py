@@ -37,8 +37,8 @@ class EnsembleResult:
     def table(self) -> Table:
         # a member's name without its parenthesis (which checkpoint and why): the table stays
         # readable in a terminal; the JSON keeps the whole description
-        rows = [[n.split(" (", 1)[0], f"{r.top1:.4f}", f"{r.top5:.4f}", f"{r.err1:.4f}", f"{r.loss:.4f}"]
-                for n, r in zip(self.names, self.members)]
+        rows = [[n.split(" (", 1)[0], f"{r.top1:.4f}", f"{r.top5:.4f}", f"{r.err1:.4f}",
+                 f"{r.loss:.4f}"] for n, r in zip(self.names, self.members)]
         e = self.ensemble
         rows.append([f"ensemble of {len(self.members)} (mean softmax)", f"{e.top1:.4f}",
                      f"{e.top5:.4f}", f"{e.err1:.4f}", f"{e.loss:.4f}"])
