@@ -3,6 +3,7 @@ give a result or one convzoo error, never another exception."""
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 from pathlib import Path
@@ -79,15 +80,20 @@ def test_recipe_toml(tmp_path_factory: pytest.TempPathFactory, table: dict[str, 
        stack=st.text(alphabet="0123456789x/,-", max_size=16))
 def test_calc_flags(capsys: pytest.CaptureFixture, kind: str, nums: list[int],
                     stack: str) -> None:
-    """Any numbers give a layer's figures (none negative) or one line and exit 2."""
+    """Any numbers give a layer's figures (none negative) or one line and exit 2; a stack
+    gives its fields, jumps and starts (a start may be negative: with padding the first
+    output's centre lies in the padding, as 1x1 filters with pad 1 put it at -1)."""
     flags = ["--input", "--filter", "--stride", "--pad", "--in-channels"]
     argv = ["calc", kind]
     for flag, n in zip(flags, nums):
         argv += [flag, str(n)]
-    for args in (argv, ["calc", "rf", stack]):
+    for args in (argv, ["calc", "rf", stack, "--format", "json"]):
         code, out, err = run(capsys, *args)
         assert "Traceback" not in err
-        if code == 0:
+        if code != 0:
+            assert code == 2 and len(err.strip().splitlines()) == 1
+        elif args is argv:
             assert out.strip() and not re.search(r"(?<![\w-])-\d", out)
         else:
-            assert code == 2 and len(err.strip().splitlines()) == 1
+            for layer in json.loads(out)["layers"]:
+                assert min(layer["rf"]) >= 1 and layer["jump"] >= 1, layer
