@@ -109,6 +109,7 @@ def test_ctrl_c_while_starting_gives_130_and_one_line(capsys, monkeypatch):
 # hook raises it at that moment, so the test does not depend on timing.
 PROBE = """
 import runpy, signal, sys
+signal.signal(signal.SIGINT, signal.default_int_handler)  # as a terminal's Python has it
 target = sys.argv[1]
 def hook(event, args):
     if event == "import" and args[0] == target:

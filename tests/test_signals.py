@@ -109,9 +109,19 @@ def test_a_second_sigint_exits_at_once_and_leaves_a_valid_checkpoint(reference: 
     _same(reference, out)
 
 
+@pytest.fixture
+def terminal_sigint():
+    """SIGINT as a terminal's Python has it (KeyboardInterrupt). A process started with it
+    ignored (a job in a script's background) keeps it ignored, as would a test worker whose
+    earlier tests left it so; put back afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous if previous is not None else signal.SIG_DFL)
+
+
 def test_sigint_in_process_stops_with_130_and_resumes_exactly(
         reference: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-        capsys: pytest.CaptureFixture) -> None:
+        capsys: pytest.CaptureFixture, terminal_sigint: None) -> None:
     decide = Run._decide
 
     def ctrl_c_at_step_3(self, i):
