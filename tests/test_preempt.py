@@ -20,6 +20,7 @@ from convzoo.cli import main
 from convzoo.data import workers
 from convzoo.runs import checkpoint as ck
 from convzoo.train.run import read_steps
+from image_folders import striped_folder
 
 # Pause once, at the place named, so the signal lands there: in a training step (loader workers
 # prefetching), inside the last evaluation after its first batch (its workers running), in the
@@ -72,20 +73,6 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def _folder(root: Path) -> str:
-    from torchvision.io import write_png
-
-    g = torch.Generator().manual_seed(1)
-    for c in range(3):
-        d = root / f"class{c}"
-        d.mkdir(parents=True)
-        for i in range(12):
-            img = (torch.rand(1, 28, 28, generator=g) * 255).to(torch.uint8)
-            img[:, c * 9:(c + 1) * 9] = 255
-            write_png(img, str(d / f"{i}.png"))
-    return f"imagefolder:{root}"
-
-
 def _args(data: str) -> list[str]:
     # 36 images, batches of 8, two loader worker processes
     return ["lenet5_modern", "--data", data, "--epochs", "2", "--batch-size", "8",
@@ -95,7 +82,7 @@ def _args(data: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def images(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return _folder(tmp_path_factory.mktemp("images"))
+    return striped_folder(tmp_path_factory.mktemp("images"), 28)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from convzoo.errors import UserInputError
 from convzoo.models.base import ClassifierHead, ConvNet, pool_flatten
 from convzoo.train import TrainConfig, fit, load_checkpoint
 from convzoo.train.run import Run, read_steps
+from image_folders import striped_folder
 
 DATA = "fake:1x16x16:96:4"  # batches of 16: 6 steps an epoch
 
@@ -132,24 +133,10 @@ def test_saves_every_n_steps_inside_the_epoch(small: str, tmp_path: Path,
     assert steps == [4, 6, 8, 12]
 
 
-def _folder(root: Path) -> str:
-    from torchvision.io import write_png
-
-    g = torch.Generator().manual_seed(1)
-    for c in range(3):
-        d = root / f"class{c}"
-        d.mkdir(parents=True)
-        for i in range(12):
-            img = (torch.rand(1, 12, 12, generator=g) * 255).to(torch.uint8)
-            img[:, c * 4:(c + 1) * 4] = 255  # something to learn
-            write_png(img, str(d / f"{i}.png"))
-    return f"imagefolder:{root}"
-
-
 @pytest.mark.parametrize("packed", [False, True], ids=["folder", "pack"])
 def test_image_folder_with_workers_resumes_exactly(small: str, tmp_path: Path,
                                                    packed: bool) -> None:
-    data = _folder(tmp_path / "images")
+    data = striped_folder(tmp_path / "images", 12)
     if packed:  # the same images through `convzoo pack`: records instead of files
         from convzoo.data.pack import write_pack
 
