@@ -14,14 +14,13 @@ _said: set[tuple[int, int]] = set()
 def choose_workers(asked: int, cores: int | None = None, load: float | None = None
                    ) -> tuple[int, str]:
     """(workers to use, why): `asked` capped at the free cores less one."""
-    from ..runtime.device import free_cores, load_average, own_load, usable_cores
+    from ..runtime.device import free_cores, other_work, usable_cores
 
     if asked <= 0:
         return 0, "as asked"
     cores = usable_cores() if cores is None else cores
     if load is None:
-        total = load_average()
-        load = None if total is None else max(0.0, total - own_load())
+        load = other_work()[0]
     free = free_cores(cores, load)
     n = min(asked, max(0, free - 1))
     if n == asked:

@@ -253,6 +253,17 @@ def busy_cores_now(window: float = 0.1) -> float | None:
     return max(0.0, busy - (own1 - own0) / (t1 - t0))
 
 
+def other_work() -> tuple[float | None, str]:
+    """(cores other work keeps busy, how that was measured): busy now (`busy_cores_now`),
+    else the 1-minute load average less this process's own share; None where neither can be
+    had. What the thread count and the loader's worker count both follow."""
+    busy = busy_cores_now()
+    if busy is not None:
+        return busy, "other work busy on"
+    total = load_average()
+    return (None if total is None else max(0.0, total - own_load())), "load of other work"
+
+
 def free_cores(cores: int, load: float | None) -> int:
     """Cores left for this run: `cores` less the load (rounded) of other work, at least one.
     A load average counts runnable processes, so a load of 2.0 keeps two cores busy."""
@@ -278,12 +289,7 @@ def choose_threads(cores: int | None = None, load: float | None = None,
     cores = usable_cores() if cores is None else cores
     what = "load of other work"
     if load is None:
-        load = busy_cores_now()
-        what = "other work busy on"
-    if load is None:
-        total = load_average()
-        load = None if total is None else max(0.0, total - own_load())
-        what = "load of other work"
+        load, what = other_work()
     n = free_cores(cores, load)
     where = f"{cores} core{'s' if cores != 1 else ''}"
     if load is None:
